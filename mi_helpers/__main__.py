@@ -1,0 +1,7 @@
+"""``python -m mi_helpers run [--model NAME] [--only 00,05]``."""
+
+import sys
+
+from .runner import main
+
+sys.exit(main())

@@ -1,0 +1,103 @@
+"""``python -m mi_helpers run``: execute every notebook in order and report.
+
+Each notebook in ``notebooks/`` runs top to bottom in a fresh kernel; the executed
+copy and an HTML rendering go to ``build/``. ``--model NAME`` injects ``MODEL = NAME``
+after the notebook's ``parameters`` cell (as papermill does); ``--only 00,05`` picks
+notebooks by their number. A failing notebook is saved with its error and the run
+goes on; the exit status is non-zero if any failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+from nbconvert import HTMLExporter
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = ROOT / "notebooks"
+
+
+@dataclass
+class RunResult:
+    notebook: str
+    status: str
+    seconds: float
+
+
+def select_notebooks(only: str | None, notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
+    """Notebooks in order, or those whose two-digit prefix is listed in ``only``."""
+    paths = sorted(notebook_dir.glob("[0-9][0-9]_*.ipynb"))
+    if not only:
+        return paths
+    wanted = {p.strip().zfill(2) for p in only.split(",") if p.strip()}
+    chosen = [p for p in paths if p.name[:2] in wanted]
+    missing = wanted - {p.name[:2] for p in chosen}
+    if missing:
+        raise SystemExit(f"no notebook numbered {sorted(missing)}; have "
+                         f"{[p.name for p in paths]}")
+    return chosen
+
+
+def inject_model(nb: nbformat.NotebookNode, model: str) -> None:
+    """Insert ``MODEL = model`` right after the cell tagged ``parameters``."""
+    for i, cell in enumerate(nb.cells):
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            injected = nbformat.v4.new_code_cell(f"MODEL = {model!r}")
+            injected.metadata["tags"] = ["injected-parameters"]
+            nb.cells.insert(i + 1, injected)
+            return
+    raise ValueError("notebook has no cell tagged 'parameters'")
+
+
+def run_notebook(path: Path, out_dir: Path, model: str | None, timeout: int) -> RunResult:
+    """Execute one notebook; write ``out_dir/<name>.ipynb`` and ``.html`` either way."""
+    nb = nbformat.read(path, as_version=4)
+    if model:
+        inject_model(nb, model)
+    start, status = time.perf_counter(), "ok"
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    try:
+        client.execute()
+    except CellExecutionError as err:
+        status = "FAILED: " + str(err).strip().splitlines()[-1][:120]
+    seconds = time.perf_counter() - start
+    out_dir.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, out_dir / path.name)
+    html, _ = HTMLExporter().from_notebook_node(nb)
+    (out_dir / path.with_suffix(".html").name).write_text(html, encoding="utf-8")
+    return RunResult(path.name, status, seconds)
+
+
+def format_table(results: list[RunResult]) -> str:
+    """A plain-text table: notebook, status, seconds."""
+    width = max([len("notebook")] + [len(r.notebook) for r in results])
+    lines = [f"{'notebook':<{width}}  {'status':<8}  seconds", "-" * (width + 19)]
+    lines += [f"{r.notebook:<{width}}  {r.status:<8}  {r.seconds:7.1f}" for r in results]
+    lines.append(f"{'total':<{width}}  {'':<8}  {sum(r.seconds for r in results):7.1f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mi_helpers",
+                                     description="MI Roadmap command line.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="execute the notebooks in order")
+    run.add_argument("--model", default=None, help="model for every notebook (default: each "
+                     "notebook's own zoo model)")
+    run.add_argument("--only", default=None, help="comma-separated notebook numbers, e.g. 00,05")
+    run.add_argument("--out", default=str(ROOT / "build"), help="output folder")
+    run.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell")
+    args = parser.parse_args(argv)
+    results = []
+    for path in select_notebooks(args.only):
+        print(f"running {path.name} ...", flush=True)
+        results.append(run_notebook(path, Path(args.out), args.model, args.timeout))
+    print(format_table(results))
+    return 0 if all(r.status == "ok" for r in results) else 1

@@ -1,0 +1,135 @@
+"""Visualisations that render offline and keep committed notebooks small.
+
+circuitsvis draws interactive attention patterns with JavaScript. By default it
+fetches that JavaScript from a CDN, and after a failed one-second internet probe *on
+every call* inlines its whole 1.3 MB bundle into each output. Here the choice is made
+once per kernel (:func:`embed_mode`):
+
+* ``"cdn"`` (online, e.g. Colab): each output imports the bundle from the CDN;
+* ``"inline"`` (offline): the first output of the kernel carries the bundle once,
+  gzip-compressed (about a third of the size), and later outputs reuse it.
+
+Set ``MI_VIZ=cdn`` or ``MI_VIZ=inline`` to choose by hand. Element ids are numbered,
+not random, so re-running a notebook gives the same outputs. For a picture that shows
+everywhere (GitHub, PDF), use the matplotlib :func:`plot_attention`.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import itertools
+import json
+import os
+import socket
+from functools import lru_cache
+from pathlib import Path
+
+import circuitsvis
+import matplotlib.pyplot as plt
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+CDN_HOST = "unpkg.com"
+_ids = itertools.count()
+_bundle_sent = False
+
+
+@lru_cache(maxsize=1)
+def embed_mode() -> str:
+    """``"cdn"`` or ``"inline"``: from ``MI_VIZ`` if set, else one reachability probe."""
+    chosen = os.environ.get("MI_VIZ", "").strip().lower()
+    if chosen in ("cdn", "inline"):
+        return chosen
+    if chosen:
+        raise ValueError(f"MI_VIZ must be 'cdn' or 'inline', not {chosen!r}")
+    try:
+        socket.create_connection((CDN_HOST, 443), timeout=1).close()
+        return "cdn"
+    except OSError:
+        return "inline"
+
+
+@lru_cache(maxsize=1)
+def _bundle_gzip_b64() -> str:
+    """circuitsvis' browser bundle, gzip-compressed (deterministically) and base64."""
+    path = Path(circuitsvis.__file__).parent / "dist" / "cdn" / "iife.js"
+    return base64.b64encode(gzip.compress(path.read_bytes(), compresslevel=9, mtime=0)).decode()
+
+
+def _loader_script() -> str:
+    """JavaScript that unzips the bundle once and publishes ``window.cvReady``."""
+    return (
+        "<script>if(!window.cvReady){window.cvReady=(async()=>{"
+        f"const b=Uint8Array.from(atob('{_bundle_gzip_b64()}'),c=>c.charCodeAt(0));"
+        "const s=new Blob([b]).stream().pipeThrough(new DecompressionStream('gzip'));"
+        "const code=await new Response(s).text();"
+        "(0,eval)(code+';window.CircuitsVis=CircuitsVis;');})();}</script>"
+    )
+
+
+class CircuitsVisHTML:
+    """A circuitsvis element that Jupyter shows through ``_repr_html_``."""
+
+    def __init__(self, element: str, props: dict):
+        self.element, self.props = element, props
+        self.html = self._build()
+
+    def _build(self) -> str:
+        global _bundle_sent
+        div = f"mi-viz-{next(_ids)}"
+        props = json.dumps(self.props, separators=(",", ":"))
+        head = f'<div id="{div}" style="margin: 15px 0;"></div>'
+        if embed_mode() == "cdn":
+            url = f"https://{CDN_HOST}/circuitsvis@{circuitsvis.__version__}/dist/cdn/esm.js"
+            return (head + f'<script type="module">import {{render, {self.element}}} from '
+                    f'"{url}";render("{div}",{self.element},{props});</script>')
+        loader = "" if _bundle_sent else _loader_script()
+        _bundle_sent = True
+        return (head + loader + "<script>window.cvReady.then(()=>CircuitsVis.render("
+                f'"{div}",CircuitsVis.{self.element},{props}));</script>')
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+
+def _rounded(x: Tensor, decimals: int = 3) -> list:
+    """A tensor as nested lists rounded for a small, reproducible output."""
+    return torch.round(x.detach().float().cpu(), decimals=decimals).tolist()
+
+
+def attention_heads(pattern: Float[Tensor, "head dest_pos src_pos"], tokens: list[str],
+                    head_names: list[str] | None = None) -> CircuitsVisHTML:
+    """Interactive attention patterns of several heads (circuitsvis ``AttentionHeads``).
+
+    Args:
+        pattern: attention weights of one prompt, ``[head, dest_pos, src_pos]``.
+        tokens: the prompt's tokens as strings, one per position.
+        head_names: a label per head (default ``H0``, ``H1``, …).
+    """
+    if pattern.ndim != 3 or pattern.shape[-1] != len(tokens):
+        raise ValueError(f"pattern must be [head, dest_pos, src_pos] with src_pos = "
+                         f"{len(tokens)} tokens, got shape {tuple(pattern.shape)}")
+    names = head_names or [f"H{h}" for h in range(pattern.shape[0])]
+    return CircuitsVisHTML("AttentionHeads", {"attention": _rounded(pattern),
+                                              "tokens": tokens, "attentionHeadNames": names})
+
+
+def plot_attention(pattern: Float[Tensor, "head dest_pos src_pos"], tokens: list[str],
+                   head_names: list[str] | None = None, ncols: int = 4):
+    """A static grid of attention heatmaps (rows: destination, columns: source)."""
+    n_heads = pattern.shape[0]
+    nrows = (n_heads + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.2 * nrows), squeeze=False)
+    names = head_names or [f"H{h}" for h in range(n_heads)]
+    for ax, h in zip(axes.flat, range(n_heads)):
+        ax.imshow(pattern[h].detach().cpu(), cmap="Blues", vmin=0, vmax=1)
+        ax.set_title(names[h], fontsize=9)
+        ticks = range(len(tokens))
+        ax.set_xticks(ticks, tokens, rotation=90, fontsize=6)
+        ax.set_yticks(ticks, tokens, fontsize=6)
+    for ax in list(axes.flat)[n_heads:]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,127 @@
+"""Train one zoo model from scratch: seeded data, AdamW, warm-up then cosine decay.
+
+``train_model(spec, out_dir)`` runs the loop with a tqdm bar, checks the induction
+and previous-token scores every ``eval_every`` steps (a falling loss is no evidence of
+induction heads), saves the model in the Hugging Face format and returns the training
+record that goes into the model card.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from ..head_scores import offset_score
+from .data import SequenceSampler, phase_at
+from .specs import ZooSpec
+from .tokenizer import build_tokenizer
+
+
+def gpt2_config(spec: ZooSpec, vocab_size: int, bos_id: int) -> GPT2Config:
+    """A dropout-free GPT-2 config of the spec's shape."""
+    return GPT2Config(
+        vocab_size=vocab_size, n_positions=spec.n_ctx, n_embd=spec.d_model,
+        n_layer=spec.n_layer, n_head=spec.n_head, resid_pdrop=0.0, embd_pdrop=0.0,
+        attn_pdrop=0.0, bos_token_id=bos_id, eos_token_id=bos_id, pad_token_id=bos_id,
+        tie_word_embeddings=True,
+    )
+
+
+def sinusoidal_positions(n_ctx: int, d_model: int, amplitude: float) -> torch.Tensor:
+    """``[pos, d_model]`` sin/cos position codes (Vaswani et al.) scaled by ``amplitude``.
+
+    With these as the *initial* learned position embeddings, "attend to the previous
+    position" is a fixed linear map of the codes at every position, so previous-token
+    heads form at all positions instead of only the early ones.
+    """
+    pos = torch.arange(n_ctx, dtype=torch.float32)[:, None]
+    freq = torch.exp(-math.log(10_000.0) * torch.arange(0, d_model, 2) / d_model)
+    codes = torch.zeros(n_ctx, d_model)
+    codes[:, 0::2], codes[:, 1::2] = torch.sin(pos * freq), torch.cos(pos * freq)
+    return amplitude * codes
+
+
+def lr_factor(step: int, spec: ZooSpec) -> float:
+    """Linear warm-up to 1, then cosine decay to 0.1 at the last step."""
+    if step < spec.warmup:
+        return (step + 1) / spec.warmup
+    progress = (step - spec.warmup) / max(1, spec.steps - spec.warmup)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+@torch.no_grad()
+def quick_head_scores(model: GPT2LMHeadModel, sampler: SequenceSampler,
+                      rep_len: int, n_seqs: int = 16) -> tuple[float, float]:
+    """Best induction and previous-token score of any head on ``BOS + r + r``."""
+    gen = torch.Generator().manual_seed(1234)
+    ids = torch.tensor(sampler.content_ids)
+    block = ids[torch.randint(len(ids), (n_seqs, rep_len), generator=gen)]
+    tokens = torch.cat([torch.full((n_seqs, 1), sampler.bos_id), block, block], dim=1)
+    model.set_attn_implementation("eager")  # sdpa returns no attention weights
+    try:
+        attentions = model(tokens, attention_mask=torch.ones_like(tokens),
+                           output_attentions=True).attentions
+    finally:
+        model.set_attn_implementation("sdpa")
+    patterns = torch.stack(attentions)  # layer batch head dest_pos src_pos
+    second = range(rep_len + 1, 2 * rep_len + 1)
+    induction = offset_score(patterns, second, rep_len - 1).max().item()
+    previous = offset_score(patterns, range(1, 2 * rep_len + 1), 1).max().item()
+    return induction, previous
+
+
+def train_model(spec: ZooSpec, out_dir: Path, steps: int | None = None,
+                eval_every: int = 250, progress: bool = True) -> dict:
+    """Train ``spec`` from scratch and save it (model + tokenizer) to ``out_dir``.
+
+    Args:
+        spec: the zoo model to train.
+        out_dir: folder for ``config.json``, ``model.safetensors`` and tokenizer files.
+        steps: override ``spec.steps`` (the smoke test trains a few steps).
+        eval_every: steps between head-score checks (logged in the record).
+        progress: show a tqdm bar.
+
+    Returns:
+        The training record: seed, steps, tokens seen, wall time and the loss/score log.
+    """
+    steps = steps or spec.steps
+    spec = spec if steps == spec.steps else ZooSpec(**{**spec.__dict__, "steps": steps})
+    torch.manual_seed(spec.seed)
+    tokenizer = build_tokenizer()
+    sampler = SequenceSampler(spec.n_ctx, spec.seed)
+    model = GPT2LMHeadModel(gpt2_config(spec, len(tokenizer), tokenizer.bos_token_id))
+    model.config.loss_type = "ForCausalLM"
+    if spec.pos_init_amplitude:
+        with torch.no_grad():
+            model.transformer.wpe.weight.copy_(
+                sinusoidal_positions(spec.n_ctx, spec.d_model, spec.pos_init_amplitude))
+    opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, betas=(0.9, 0.98), weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, spec))
+    log, start = [], time.perf_counter()
+    bar = tqdm(range(steps), desc=f"train {spec.name}", disable=not progress)
+    for step in bar:
+        batch = sampler.batch(spec.batch_size, phase_at(spec.phases, step / steps))
+        loss = model(batch, attention_mask=torch.ones_like(batch), labels=batch).loss
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss.item()} at step {step}; nothing saved")
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step(), sched.step(), opt.zero_grad(set_to_none=True)
+        if (step + 1) % eval_every == 0 or step + 1 == steps:
+            induction, previous = quick_head_scores(model.eval(), sampler, rep_len=20)
+            model.train()
+            log.append({"step": step + 1, "loss": round(loss.item(), 4),
+                        "induction": round(induction, 3), "previous_token": round(previous, 3)})
+            bar.set_postfix(loss=f"{loss.item():.3f}", ind=f"{induction:.2f}", prev=f"{previous:.2f}")
+    wall = time.perf_counter() - start
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.eval().save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return {"seed": spec.seed, "steps": steps, "batch_size": spec.batch_size,
+            "tokens_seen": steps * spec.batch_size * spec.n_ctx,
+            "wall_time_s": round(wall, 1), "threads": torch.get_num_threads(), "log": log}

@@ -1,0 +1,183 @@
+# %% [markdown]
+# # 00 · Transformer primer: the residual stream, heads, MLPs and hooks
+#
+# A GPT-style transformer keeps one vector per token position, the **residual stream**,
+# and every layer only *adds* to it:
+#
+# $$h_0 = \text{token embedding} + \text{position embedding}, \qquad h_l = h_{l-1} + a_l + f_l$$
+#
+# where $a_l$ is the output of layer $l$'s attention (the sum of its heads) and $f_l$ the
+# output of its MLP. The logits are the final layer norm of $h_L$ times the unembedding
+# matrix $W_U$. In this notebook we check both facts numerically, learn to read any
+# intermediate activation with **hooks**, and look at attention patterns.
+#
+# **What we expect to see** (asserted below):
+# 1. the final residual stream equals the sum of the embeddings and every attention and
+#    MLP output, to floating-point precision;
+# 2. unembedding that final residual reproduces the model's logits;
+# 3. on repeated random tokens, some head is an **induction head** (score > 0.8).
+
+# %% tags=["parameters"]
+MODEL = "zoo-2l"  # any zoo model offline, or a hub model such as "gpt2-small" on Colab
+
+# %%
+# Colab set-up: install the project's helpers there; elsewhere this does nothing.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    REPO = "https://github.com/mi-roadmap/mi-roadmap"  # change if you use a fork
+    subprocess.run(["git", "clone", "--depth=1", REPO, "/content/mi-roadmap"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/mi-roadmap"], check=True)
+    sys.path.insert(0, "/content/mi-roadmap")
+
+# %%
+import matplotlib.pyplot as plt
+import torch
+
+from mi_helpers import load_model
+from mi_helpers.cache import residual_components, run_with_hooks_cached, unembed
+from mi_helpers.head_scores import head_scores, repeated_random_tokens
+from mi_helpers.viz import attention_heads, plot_attention
+
+torch.manual_seed(0)
+model = load_model(MODEL)
+cfg = model.cfg
+print(f"{MODEL}: {cfg.n_layers} layers, {cfg.n_heads} heads per layer, d_model={cfg.d_model}, "
+      f"d_mlp={cfg.d_mlp}, vocabulary of {cfg.d_vocab} tokens, context {cfg.n_ctx}")
+
+# %% [markdown]
+# ## 1. Run the model and cache every activation
+# `run_with_cache` returns the logits and an `ActivationCache`: a dictionary from hook
+# names to activations. Every hook name follows one scheme, e.g.
+# `blocks.0.attn.hook_pattern` is layer 0's attention pattern.
+
+# %%
+prompt = "When Mary and John went to the store , John gave a drink to"
+tokens = model.to_tokens(prompt)
+str_tokens = model.to_str_tokens(prompt)
+logits, cache = model.run_with_cache(tokens)
+print(f"{len(str_tokens)} tokens:", str_tokens)
+print(f"{len(cache)} cached activations, for example:")
+for name in list(cache.keys())[:8]:
+    print(f"  {name:32s} {tuple(cache[name].shape)}")
+
+# %%
+probs = logits[0, -1].softmax(-1)
+top = probs.topk(5)
+print("Most likely next tokens:")
+for p, i in zip(top.values, top.indices):
+    print(f"  {model.to_string(i.unsqueeze(0))!r:12s} {p.item():.3f}")
+
+# %% [markdown]
+# ## 2. The residual stream is a sum
+# `residual_components` stacks everything ever added to the stream: the token and
+# position embeddings, then each layer's attention output and MLP output. Their sum
+# should be the residual stream after the last block.
+
+# %%
+components, labels = residual_components(cache, cfg.n_layers)
+final_resid = cache[f"blocks.{cfg.n_layers - 1}.hook_resid_post"]
+sum_error = (components.sum(dim=0) - final_resid).abs().max().item()
+scale = final_resid.abs().max().item()
+print("components:", labels)
+print(f"max |sum of components - final residual| = {sum_error / scale:.0e} of the residual's scale")
+
+# %%
+assert sum_error < 1e-5 * scale, "the residual stream is not the sum of its components"
+
+# %% [markdown]
+# How much does each component contribute at each position? The norm of each term tells
+# which parts of the model write the most into the stream.
+
+# %%
+norms = components[:, 0].norm(dim=-1)  # component pos
+fig, ax = plt.subplots(figsize=(9, 3))
+im = ax.imshow(norms.detach().cpu(), aspect="auto", cmap="viridis")
+ax.set_yticks(range(len(labels)), labels)
+ax.set_xticks(range(len(str_tokens)), str_tokens, rotation=90)
+ax.set_title("Norm of each residual-stream component, per position")
+fig.colorbar(im, ax=ax)
+plt.show()
+
+# %% [markdown]
+# ## 3. Unembedding the final residual gives the logits
+# The model's last step is the final layer norm and the unembedding $W_U$ (plus a bias).
+# Applying them to the final residual should reproduce the logits.
+
+# %%
+logits_from_resid = unembed(model, final_resid)
+unembed_error = (logits_from_resid - logits).abs().max().item()
+print(f"max |unembed(final residual) - logits| = {unembed_error / logits.abs().max().item():.0e} "
+      "of the logits' scale")
+assert unembed_error < 1e-4 * logits.abs().max().item()
+
+# %% [markdown]
+# ## 4. Hooks: cache only what you need
+# Caching everything is convenient but costs memory on big models. `run_with_hooks_cached`
+# caches only the hooks you name, and a misspelt name fails with suggestions.
+
+# %%
+pattern_hooks = [f"blocks.{layer}.attn.hook_pattern" for layer in range(cfg.n_layers)]
+_, small_cache = run_with_hooks_cached(model, tokens, pattern_hooks)
+print(list(small_cache.keys()))
+try:
+    run_with_hooks_cached(model, tokens, ["blocks.0.attn.hook_patern"])
+except KeyError as err:
+    print("KeyError:", str(err)[:110], "...")
+
+# %% [markdown]
+# ## 5. Attention patterns and an induction head
+# An *induction head* completes repeated text: on `... A B ... A`, it attends from the
+# second `A` to the `B` that followed the first one, and predicts `B`. We feed the model
+# a block of random tokens repeated twice, and look at where each head attends.
+
+# %%
+rep_len = min(20, (cfg.n_ctx - 1) // 2)
+rep_tokens = repeated_random_tokens(model, rep_len=rep_len, n_seqs=1, seed=0)
+rep_str = model.to_str_tokens(rep_tokens[0])
+_, rep_cache = run_with_hooks_cached(model, rep_tokens, pattern_hooks)
+last = cfg.n_layers - 1
+fig = plot_attention(rep_cache[pattern_hooks[last]][0], rep_str,
+                     head_names=[f"L{last}H{h}" for h in range(cfg.n_heads)])
+plt.show()
+
+# %% [markdown]
+# The same patterns, interactive (hover over a head, then over a token):
+
+# %%
+attention_heads(rep_cache[pattern_hooks[last]][0], rep_str,
+                head_names=[f"L{last}H{h}" for h in range(cfg.n_heads)])
+
+# %% [markdown]
+# The *induction score* of a head is its mean attention from each token of the second
+# copy to the token after its first occurrence; the *previous-token score* is its mean
+# attention to the position just before. We average over 64 random sequences.
+
+# %%
+scores = head_scores(model, rep_len=rep_len, n_seqs=64, seed=1)
+fig, axes = plt.subplots(1, 2, figsize=(9, 2.5))
+for ax, kind in zip(axes, ("previous_token", "induction")):
+    im = ax.imshow(scores[kind].cpu(), vmin=0, vmax=1, cmap="Blues")
+    ax.set_title(f"{kind.replace('_', '-')} score")
+    ax.set_xlabel("head")
+    ax.set_ylabel("layer")
+    fig.colorbar(im, ax=ax)
+plt.show()
+best = scores["induction"].argmax().item()
+best_layer, best_head = divmod(best, cfg.n_heads)
+best_score = scores["induction"].max().item()
+print(f"best induction head: L{best_layer}H{best_head}, score {best_score:.2f}")
+
+# %%
+assert best_score > 0.8, "expected an induction head with score > 0.8"
+
+# %% [markdown]
+# ## Summary
+# * The residual stream is a running sum: embeddings plus every attention and MLP output.
+# * The logits are just the unembedded final residual, so any term of the sum can be
+#   projected to the vocabulary on its own: the idea behind the **logit lens** (notebook 01).
+# * Hooks let us read (and, later, *change*) any intermediate activation.
+# * Attention patterns reveal heads with recognisable jobs, such as induction heads, which
+#   notebook 07 dissects.

@@ -1,0 +1,38 @@
+import nbformat
+import pytest
+
+from mi_helpers import runner
+
+
+def _notebook(path, code):
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('MODEL = "zoo-2l"')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(code)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+def test_select_notebooks(tmp_path):
+    for name in ("00_a.ipynb", "01_b.ipynb", "05_c.ipynb"):
+        (tmp_path / name).write_text("{}")
+    assert [p.name for p in runner.select_notebooks("0,5", tmp_path)] == ["00_a.ipynb", "05_c.ipynb"]
+    with pytest.raises(SystemExit, match="07"):
+        runner.select_notebooks("07", tmp_path)
+
+
+def test_run_injects_model_and_reports_failures(tmp_path):
+    _notebook(tmp_path / "00_ok.ipynb", "assert MODEL == 'other'")
+    _notebook(tmp_path / "01_bad.ipynb", "raise RuntimeError('boom')")
+    out = tmp_path / "build"
+    ok = runner.run_notebook(tmp_path / "00_ok.ipynb", out, "other", timeout=60)
+    bad = runner.run_notebook(tmp_path / "01_bad.ipynb", out, None, timeout=60)
+    assert ok.status == "ok" and bad.status.startswith("FAILED") and "boom" in bad.status
+    assert (out / "00_ok.html").is_file() and (out / "01_bad.ipynb").is_file()
+    table = runner.format_table([ok, bad])
+    assert "00_ok.ipynb" in table and "FAILED" in table
+
+
+def test_inject_needs_a_parameters_cell():
+    with pytest.raises(ValueError, match="parameters"):
+        runner.inject_model(nbformat.v4.new_notebook(), "gpt2")
