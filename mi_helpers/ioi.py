@@ -15,6 +15,13 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 
+def is_single_token(model, word: str) -> bool:
+    """Whether ``" " + word`` is one known token for the model's tokenizer."""
+    toks = model.to_tokens(" " + word, prepend_bos=False)[0]
+    unk_id = model.tokenizer.unk_token_id
+    return len(toks) == 1 and (unk_id is None or int(toks[0]) != unk_id)
+
+
 def single_token_ids(model, words: Sequence[str]) -> Int[Tensor, "batch"]:
     """Token ids of ``" " + word`` for each word; every one must be a single token.
 
@@ -22,17 +29,11 @@ def single_token_ids(model, words: Sequence[str]) -> Int[Tensor, "batch"]:
         ValueError: naming every word that is not a single token for this tokenizer
             (split into several tokens, or unknown to a word-level vocabulary).
     """
-    unk_id = model.tokenizer.unk_token_id
-    ids, bad = [], []
-    for word in words:
-        toks = model.to_tokens(" " + word, prepend_bos=False)[0]
-        if len(toks) != 1 or (unk_id is not None and int(toks[0]) == unk_id):
-            bad.append(word)
-        else:
-            ids.append(int(toks[0]))
+    bad = sorted({w for w in words if not is_single_token(model, w)})
     if bad:
         raise ValueError(f"these names are not single tokens for this model's tokenizer: "
-                         f"{sorted(set(bad))}; choose names from its vocabulary")
+                         f"{bad}; choose names from its vocabulary")
+    ids = [int(model.to_tokens(" " + w, prepend_bos=False)[0, 0]) for w in words]
     return torch.tensor(ids, device=model.cfg.device)
 
 

@@ -100,5 +100,7 @@ def load_model(name: str, device: str | torch.device | None = None) -> Transform
         if bar_was_on:
             hf_logging.enable_progress_bar()
     model.enable_compatibility_mode()
+    if source != name:
+        model.cfg.default_prepend_bos = True  # the zoo always trains with BOS first
     model.eval()
     return model

@@ -10,6 +10,7 @@ goes on; the exit status is non-zero if any failed.
 from __future__ import annotations
 
 import argparse
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,9 +56,18 @@ def inject_model(nb: nbformat.NotebookNode, model: str) -> None:
     raise ValueError("notebook has no cell tagged 'parameters'")
 
 
-def run_notebook(path: Path, out_dir: Path, model: str | None, timeout: int) -> RunResult:
-    """Execute one notebook; write ``out_dir/<name>.ipynb`` and ``.html`` either way."""
+KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+
+
+def run_notebook(path: Path, out_dir: Path, model: str | None, timeout: int,
+                 write_back: bool = False) -> RunResult:
+    """Execute one notebook; write ``out_dir/<name>.ipynb`` and ``.html`` either way.
+
+    With ``write_back`` (and no ``model``), a notebook that ran cleanly is also saved
+    over its source with its new outputs: how the committed outputs are made.
+    """
     nb = nbformat.read(path, as_version=4)
+    nb.metadata["kernelspec"] = KERNELSPEC
     if model:
         inject_model(nb, model)
     start, status = time.perf_counter(), "ok"
@@ -66,12 +76,15 @@ def run_notebook(path: Path, out_dir: Path, model: str | None, timeout: int) -> 
     try:
         client.execute()
     except CellExecutionError as err:
-        status = "FAILED: " + str(err).strip().splitlines()[-1][:120]
+        last_line = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip().splitlines()[-1]
+        status = "FAILED: " + last_line[:120]
     seconds = time.perf_counter() - start
     out_dir.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, out_dir / path.name)
     html, _ = HTMLExporter().from_notebook_node(nb)
     (out_dir / path.with_suffix(".html").name).write_text(html, encoding="utf-8")
+    if write_back and not model and status == "ok":
+        nbformat.write(nb, path)
     return RunResult(path.name, status, seconds)
 
 
@@ -94,10 +107,13 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--only", default=None, help="comma-separated notebook numbers, e.g. 00,05")
     run.add_argument("--out", default=str(ROOT / "build"), help="output folder")
     run.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell")
+    run.add_argument("--write-back", action="store_true",
+                     help="save each cleanly executed notebook over its source (for committing)")
     args = parser.parse_args(argv)
     results = []
     for path in select_notebooks(args.only):
         print(f"running {path.name} ...", flush=True)
-        results.append(run_notebook(path, Path(args.out), args.model, args.timeout))
+        results.append(run_notebook(path, Path(args.out), args.model, args.timeout,
+                                    write_back=args.write_back))
     print(format_table(results))
     return 0 if all(r.status == "ok" for r in results) else 1

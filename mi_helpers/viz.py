@@ -121,7 +121,7 @@ def plot_attention(pattern: Float[Tensor, "head dest_pos src_pos"], tokens: list
     """A static grid of attention heatmaps (rows: destination, columns: source)."""
     n_heads = pattern.shape[0]
     nrows = (n_heads + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.2 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.6 * nrows), squeeze=False)
     names = head_names or [f"H{h}" for h in range(n_heads)]
     for ax, h in zip(axes.flat, range(n_heads)):
         ax.imshow(pattern[h].detach().cpu(), cmap="Blues", vmin=0, vmax=1)

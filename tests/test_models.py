@@ -58,3 +58,9 @@ def test_default_device_is_cpu_here():
     assert models_module.default_device().type in {"cpu", "cuda", "mps"}
     if not torch.cuda.is_available():
         assert models_module.default_device().type in {"cpu", "mps"}
+
+
+def test_zoo_models_prepend_bos(tmp_path, monkeypatch, tiny_model_dir):
+    _fake_zoo(tmp_path, monkeypatch, tiny_model_dir)
+    model = models_module.load_model("fake", device="cpu")
+    assert model.to_str_tokens("Mary likes")[0] == "<|endoftext|>"

@@ -44,3 +44,9 @@ def test_zoo_behaviours(zoo_model):
         else:
             assert heads[kind]["score"] > THRESHOLDS[kind], (name, kind, heads[kind])
     assert heads == card["behaviours"]["heads"]
+
+
+def test_readme_zoo_table_is_generated_from_the_cards():
+    from mi_helpers.zoo.card import zoo_table
+    readme = (ZOO_DIR.parent.parent / "README.md").read_text()
+    assert zoo_table(ZOO_DIR) in readme

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
-from transformers import GPT2Config, GPT2LMHeadModel
+from transformers import GPT2Config, GPT2LMHeadModel, GPTNeoXConfig, GPTNeoXForCausalLM
 
 from ..head_scores import offset_score
 from .data import SequenceSampler, phase_at
@@ -32,18 +32,23 @@ def gpt2_config(spec: ZooSpec, vocab_size: int, bos_id: int) -> GPT2Config:
     )
 
 
-def sinusoidal_positions(n_ctx: int, d_model: int, amplitude: float) -> torch.Tensor:
-    """``[pos, d_model]`` sin/cos position codes (Vaswani et al.) scaled by ``amplitude``.
+def neox_config(spec: ZooSpec, vocab_size: int, bos_id: int) -> GPTNeoXConfig:
+    """A dropout-free Pythia-style config: rotary on every head dimension, tied
+    embeddings, sequential residual (``h + attn(ln1 h)``, then ``+ mlp(ln2 .)``)."""
+    return GPTNeoXConfig(
+        vocab_size=vocab_size, hidden_size=spec.d_model, num_hidden_layers=spec.n_layer,
+        num_attention_heads=spec.n_head, intermediate_size=4 * spec.d_model,
+        max_position_embeddings=spec.n_ctx, rotary_pct=1.0, use_parallel_residual=False,
+        hidden_dropout=0.0, attention_dropout=0.0, tie_word_embeddings=True,
+        bos_token_id=bos_id, eos_token_id=bos_id, pad_token_id=bos_id,
+    )
 
-    With these as the *initial* learned position embeddings, "attend to the previous
-    position" is a fixed linear map of the codes at every position, so previous-token
-    heads form at all positions instead of only the early ones.
-    """
-    pos = torch.arange(n_ctx, dtype=torch.float32)[:, None]
-    freq = torch.exp(-math.log(10_000.0) * torch.arange(0, d_model, 2) / d_model)
-    codes = torch.zeros(n_ctx, d_model)
-    codes[:, 0::2], codes[:, 1::2] = torch.sin(pos * freq), torch.cos(pos * freq)
-    return amplitude * codes
+
+def build_model(spec: ZooSpec, vocab_size: int, bos_id: int):
+    """A freshly initialised model of the spec's architecture."""
+    if spec.architecture == "gpt_neox":
+        return GPTNeoXForCausalLM(neox_config(spec, vocab_size, bos_id))
+    return GPT2LMHeadModel(gpt2_config(spec, vocab_size, bos_id))
 
 
 def lr_factor(step: int, spec: ZooSpec) -> float:
@@ -55,7 +60,7 @@ def lr_factor(step: int, spec: ZooSpec) -> float:
 
 
 @torch.no_grad()
-def quick_head_scores(model: GPT2LMHeadModel, sampler: SequenceSampler,
+def quick_head_scores(model, sampler: SequenceSampler,
                       rep_len: int, n_seqs: int = 16) -> tuple[float, float]:
     """Best induction and previous-token score of any head on ``BOS + r + r``."""
     gen = torch.Generator().manual_seed(1234)
@@ -87,22 +92,19 @@ def train_model(spec: ZooSpec, out_dir: Path, steps: int | None = None,
         progress: show a tqdm bar.
 
     Returns:
-        The training record: seed, steps, tokens seen, wall time and the loss/score log.
+        The training record: seed, steps, tokens seen, wall and CPU time (the CPU time
+        does not grow when other programs share the machine) and the loss/score log.
     """
     steps = steps or spec.steps
     spec = spec if steps == spec.steps else ZooSpec(**{**spec.__dict__, "steps": steps})
     torch.manual_seed(spec.seed)
     tokenizer = build_tokenizer()
     sampler = SequenceSampler(spec.n_ctx, spec.seed)
-    model = GPT2LMHeadModel(gpt2_config(spec, len(tokenizer), tokenizer.bos_token_id))
+    model = build_model(spec, len(tokenizer), tokenizer.bos_token_id)
     model.config.loss_type = "ForCausalLM"
-    if spec.pos_init_amplitude:
-        with torch.no_grad():
-            model.transformer.wpe.weight.copy_(
-                sinusoidal_positions(spec.n_ctx, spec.d_model, spec.pos_init_amplitude))
     opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, betas=(0.9, 0.98), weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, spec))
-    log, start = [], time.perf_counter()
+    log, start, cpu_start = [], time.perf_counter(), time.process_time()
     bar = tqdm(range(steps), desc=f"train {spec.name}", disable=not progress)
     for step in bar:
         batch = sampler.batch(spec.batch_size, phase_at(spec.phases, step / steps))
@@ -118,10 +120,11 @@ def train_model(spec: ZooSpec, out_dir: Path, steps: int | None = None,
             log.append({"step": step + 1, "loss": round(loss.item(), 4),
                         "induction": round(induction, 3), "previous_token": round(previous, 3)})
             bar.set_postfix(loss=f"{loss.item():.3f}", ind=f"{induction:.2f}", prev=f"{previous:.2f}")
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     out_dir.mkdir(parents=True, exist_ok=True)
     model.eval().save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return {"seed": spec.seed, "steps": steps, "batch_size": spec.batch_size,
             "tokens_seen": steps * spec.batch_size * spec.n_ctx,
-            "wall_time_s": round(wall, 1), "threads": torch.get_num_threads(), "log": log}
+            "wall_time_s": round(wall, 1), "cpu_time_s": round(cpu, 1),
+            "threads": torch.get_num_threads(), "log": log}

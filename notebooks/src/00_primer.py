@@ -4,10 +4,12 @@
 # A GPT-style transformer keeps one vector per token position, the **residual stream**,
 # and every layer only *adds* to it:
 #
-# $$h_0 = \text{token embedding} + \text{position embedding}, \qquad h_l = h_{l-1} + a_l + f_l$$
+# $$h_0 = \text{token embedding} \;(+\ \text{position embedding}), \qquad h_l = h_{l-1} + a_l + f_l$$
 #
 # where $a_l$ is the output of layer $l$'s attention (the sum of its heads) and $f_l$ the
-# output of its MLP. The logits are the final layer norm of $h_L$ times the unembedding
+# output of its MLP. GPT-2 adds a learned position embedding to $h_0$; the zoo's models
+# and Pythia use *rotary* positions, which act inside attention, so their $h_0$ is the
+# token embedding alone. The logits are the final layer norm of $h_L$ times the unembedding
 # matrix $W_U$. In this notebook we check both facts numerically, learn to read any
 # intermediate activation with **hooks**, and look at attention patterns.
 #
@@ -82,7 +84,8 @@ final_resid = cache[f"blocks.{cfg.n_layers - 1}.hook_resid_post"]
 sum_error = (components.sum(dim=0) - final_resid).abs().max().item()
 scale = final_resid.abs().max().item()
 print("components:", labels)
-print(f"max |sum of components - final residual| = {sum_error / scale:.0e} of the residual's scale")
+print(f"largest entry of the final residual: {scale:.2f}")
+print(f"sum of components == final residual, to 1e-5 of that: {sum_error < 1e-5 * scale}")
 
 # %%
 assert sum_error < 1e-5 * scale, "the residual stream is not the sum of its components"
@@ -109,9 +112,9 @@ plt.show()
 # %%
 logits_from_resid = unembed(model, final_resid)
 unembed_error = (logits_from_resid - logits).abs().max().item()
-print(f"max |unembed(final residual) - logits| = {unembed_error / logits.abs().max().item():.0e} "
-      "of the logits' scale")
-assert unembed_error < 1e-4 * logits.abs().max().item()
+matches = unembed_error < 1e-4 * logits.abs().max().item()
+print(f"unembed(final residual) == logits, to 1e-4 of their scale: {matches}")
+assert matches
 
 # %% [markdown]
 # ## 4. Hooks: cache only what you need
