@@ -38,11 +38,10 @@ target (hook)                                   whole layer         ``per_positi
 
 How it runs: :func:`patch_sweep` is the one routine. A :class:`PatchTarget` is a hook
 name and a *setter*, a few-line function that copies the source into an activation at
-one index (``set_pos``, ``set_head``, ...). Several patches at one layer share a forward
-pass (:func:`default_patches_per_pass`: a few thousand tokens on a CPU, more on an
-accelerator): the batch is repeated and copy ``i`` gets patch ``i``. The pass starts at
-that layer, from the cached residual stream, since the blocks below it are unpatched.
-Only the hooks a sweep needs are cached, and no gradients are kept.
+one index (``set_pos``, ``set_head``, ...). Several patches share a forward pass
+(:func:`default_patches_per_pass`: about a thousand tokens per thread on a CPU, whose
+caches favour small passes, many more on an accelerator): the batch is repeated and copy
+``i`` gets patch ``i``. Only the hooks a sweep needs are cached, and no gradients are kept.
 """
 
 from __future__ import annotations
@@ -63,9 +62,8 @@ Metric = Callable[[Float[Tensor, "batch pos d_vocab"]], Float[Tensor, ""]]
 Setter = Callable[[Tensor, Tensor, tuple[int, ...]], None]
 FwdHook = tuple[str, Callable]
 
-RESID_PRE = "blocks.{layer}.hook_resid_pre"
 TARGET_HOOKS = {
-    "resid_pre": RESID_PRE,
+    "resid_pre": "blocks.{layer}.hook_resid_pre",
     "resid_mid": "blocks.{layer}.hook_resid_mid",
     "resid_post": "blocks.{layer}.hook_resid_post",
     "attn_out": "blocks.{layer}.hook_attn_out",
@@ -76,9 +74,11 @@ TARGET_HOOKS = {
     "v": "blocks.{layer}.attn.hook_v",
     "pattern": "blocks.{layer}.attn.hook_pattern",
 }
-# Default size of one patched forward pass, in tokens (prompts x patches x positions). A
-# CPU is fastest on passes that fit its caches, an accelerator on big ones.
-TOKENS_PER_PASS = {"cpu": 4096, "accelerator": 2**16}
+# Default size of one patched forward pass, in tokens (prompts x patches x positions): a
+# CPU is fastest on passes that fit its caches (about a thousand tokens per thread), an
+# accelerator on big ones.
+CPU_TOKENS_PER_THREAD = 1024
+ACCELERATOR_TOKENS_PER_PASS = 2**16
 MAX_LOGITS_PER_PASS = 2**26  # and at most this many logits (256 MB in float32)
 
 
@@ -205,7 +205,6 @@ def patch_sweep(model, tokens: Int[Tensor, "batch pos"], source: Mapping[str, Te
                 metric: Metric, target: str | PatchTarget, *, per_position: bool = False,
                 layers: Sequence[int] | None = None, heads: Sequence[int] | None = None,
                 positions: Sequence[int] | None = None, fwd_hooks: Sequence[FwdHook] = (),
-                base_resid: Mapping[str, Tensor] | None = None,
                 patches_per_pass: int | None = None) -> tuple[Tensor, dict[str, list[int]]]:
     """Run ``tokens`` once per index of ``target``, patched from ``source``; metric each run.
 
@@ -219,9 +218,6 @@ def patch_sweep(model, tokens: Int[Tensor, "batch pos"], source: Mapping[str, Te
         layers, heads, positions: sweep only these (default: all; negatives count back).
         fwd_hooks: hooks applied to every run, e.g. a corruption; they must broadcast over
             a batch made of repeated copies of ``tokens`` (as :func:`embedding_noise_hook`'s do).
-        base_resid: ``blocks.{layer}.hook_resid_pre`` of the unpatched run (with the same
-            ``fwd_hooks``), to start each pass at the lowest patched layer instead of the
-            embedding; ``None`` runs every block.
         patches_per_pass: patches per forward pass (default: :func:`default_patches_per_pass`).
 
     Returns:
@@ -234,8 +230,9 @@ def patch_sweep(model, tokens: Int[Tensor, "batch pos"], source: Mapping[str, Te
     indices = list(itertools.product(*coords.values()))
     per_pass = patches_per_pass or default_patches_per_pass(model, tokens)
     values = []
-    for chunk in _chunks_by_layer(indices, per_pass):
-        logits = _run_patched(model, tokens, source, target, chunk, fwd_hooks, base_resid)
+    for start in range(0, len(indices), per_pass):
+        chunk = indices[start:start + per_pass]
+        logits = _run_patched(model, tokens, source, target, chunk, fwd_hooks)
         values += [metric_value(metric, part) for part in logits.split(len(tokens))]
     return torch.stack(values).reshape([len(v) for v in coords.values()]), coords
 
@@ -257,38 +254,28 @@ def check_source(model, source: Mapping[str, Tensor], names: Sequence[str], batc
 
 
 def default_patches_per_pass(model, tokens: Int[Tensor, "batch pos"]) -> int:
-    """As many patches as fit ``TOKENS_PER_PASS`` tokens and ``MAX_LOGITS_PER_PASS`` logits."""
-    n_tokens = tokens.numel()
-    device = "cpu" if torch.device(model.cfg.device).type == "cpu" else "accelerator"
-    by_tokens = TOKENS_PER_PASS[device] // n_tokens
-    by_logits = MAX_LOGITS_PER_PASS // (n_tokens * model.cfg.d_vocab)
-    return max(1, min(by_tokens, by_logits))
+    """How many patches share one forward pass by default.
+
+    ``CPU_TOKENS_PER_THREAD`` tokens per torch thread on a CPU (bigger passes spill out of
+    its caches and run slower per token), ``ACCELERATOR_TOKENS_PER_PASS`` on an
+    accelerator, and never more than ``MAX_LOGITS_PER_PASS`` logits; at least one.
+    """
+    budget = ACCELERATOR_TOKENS_PER_PASS
+    if torch.device(model.cfg.device).type == "cpu":
+        budget = CPU_TOKENS_PER_THREAD * torch.get_num_threads()
+    by_logits = MAX_LOGITS_PER_PASS // (tokens.numel() * model.cfg.d_vocab)
+    return max(1, min(budget // tokens.numel(), by_logits))
 
 
-def _chunks_by_layer(indices: list[tuple[int, ...]], size: int):
-    """Runs of at most ``size`` indices that share a layer (each pass starts at its layer)."""
-    for _, group in itertools.groupby(indices, key=lambda index: index[0]):
-        group = list(group)
-        for start in range(0, len(group), size):
-            yield group[start:start + size]
-
-
-def _run_patched(model, tokens, source, target, chunk, fwd_hooks, base_resid) -> Tensor:
-    """One forward pass over ``len(chunk)`` copies of the batch, copy ``i`` patched at ``chunk[i]``."""
+def _run_patched(model, tokens, source, target, chunk, fwd_hooks) -> Tensor:
+    """One forward pass over ``len(chunk)`` copies of the batch; copy ``i`` gets ``chunk[i]``."""
     jobs = defaultdict(list)
     for copy, (layer, *index) in enumerate(chunk):
         jobs[target.hook.format(layer=layer)].append((copy, tuple(index)))
-    hooks = [*fwd_hooks, *((name, partial(_patch_hook, source=source[name], jobs=todo,
-                                          setter=target.setter, batch=len(tokens)))
-                           for name, todo in jobs.items())]
-    start = min(layer for layer, *_ in chunk)
-    resid = RESID_PRE.format(layer=start)
+    hooks = [(name, partial(_patch_hook, source=source[name], jobs=todo, setter=target.setter,
+                            batch=len(tokens))) for name, todo in jobs.items()]
     with torch.no_grad():
-        if start > 0 and resid in (base_resid or {}) and target.hook.startswith("blocks.{layer}."):
-            # blocks below ``start`` are unpatched: begin from their cached output
-            return model.run_with_hooks(base_resid[resid].repeat(len(chunk), 1, 1),
-                                        start_at_layer=start, fwd_hooks=hooks)
-        return model.run_with_hooks(tokens.repeat(len(chunk), 1), fwd_hooks=hooks)
+        return model.run_with_hooks(tokens.repeat(len(chunk), 1), fwd_hooks=[*fwd_hooks, *hooks])
 
 
 def _patch_hook(act: Tensor, hook, *, source: Tensor, jobs: list, setter: Setter,
@@ -396,11 +383,6 @@ def sweep_names(model, target: PatchTarget, layers: Sequence[int] | None = None)
     return [target.hook.format(layer=layer) for layer in layers]
 
 
-def resid_names(model) -> list[str]:
-    """Every ``blocks.{layer}.hook_resid_pre``: lets a patched run skip unpatched blocks."""
-    return [RESID_PRE.format(layer=layer) for layer in range(model.cfg.n_layers)]
-
-
 def zero_source(acts: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """Zero ablation: zeros shaped like each activation, batch of 1 (broadcasts)."""
     return {name: torch.zeros_like(act[:1]) for name, act in acts.items()}
@@ -462,16 +444,15 @@ def activation_patching(model, clean: str | Sequence[str] | Int[Tensor, "batch p
     corrupted_tokens = clean_tokens if corrupted is None else as_tokens(model, corrupted)
     check_same_shape(clean_tokens, corrupted_tokens)
     spec = patch_target(target, per_position) if isinstance(target, str) else target
-    names = [*sweep_names(model, spec, layers), *resid_names(model)]
+    names = sweep_names(model, spec, layers)
     clean_logits, clean_cache = cached_run(model, clean_tokens, names)
     corrupted_logits, corrupted_cache = cached_run(model, corrupted_tokens, names, corruption_hooks)
     anchors = {"clean": metric_value(metric, clean_logits).item(),
                "corrupted": metric_value(metric, corrupted_logits).item()}
     if direction == "denoise":
-        run = {"tokens": corrupted_tokens, "source": clean_cache,
-               "fwd_hooks": corruption_hooks, "base_resid": corrupted_cache}
+        run = {"tokens": corrupted_tokens, "source": clean_cache, "fwd_hooks": corruption_hooks}
     else:
-        run = {"tokens": clean_tokens, "source": corrupted_cache, "base_resid": clean_cache}
+        run = {"tokens": clean_tokens, "source": corrupted_cache}
     values, coords = patch_sweep(model, metric=metric, target=spec, layers=layers, heads=heads,
                                  positions=positions, patches_per_pass=patches_per_pass, **run)
     return PatchingResult(values, tuple(coords), coords, **anchors)
@@ -505,13 +486,11 @@ def ablation_patching(model, tokens: str | Sequence[str] | Int[Tensor, "batch po
     tokens = as_tokens(model, tokens)
     spec = patch_target(target, per_position) if isinstance(target, str) else target
     names = sweep_names(model, spec, layers)
-    logits, cache = cached_run(model, tokens, [*names, *resid_names(model)])
-    source = _ablation_source(model, tokens, {n: cache[n] for n in names}, ablation,
-                              reference, permutation, seed)
+    logits, cache = cached_run(model, tokens, names)
+    source = _ablation_source(model, tokens, cache, ablation, reference, permutation, seed)
     everything = run_with_patches(model, tokens, source, names)
     values, coords = patch_sweep(model, tokens, source, metric, spec, layers=layers, heads=heads,
-                                 positions=positions, base_resid=cache,
-                                 patches_per_pass=patches_per_pass)
+                                 positions=positions, patches_per_pass=patches_per_pass)
     return PatchingResult(values, tuple(coords), coords, clean=metric_value(metric, logits).item(),
                           corrupted=metric_value(metric, everything).item())
 

@@ -16,7 +16,7 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
-from .zoo.corpus import TEXT_KINDS
+from .zoo.corpus import NAMES, TEXT_KINDS
 
 
 def corpus_sentences(n: int, kinds: Sequence[str] = ("english", "french", "ioi", "arithmetic"),
@@ -44,3 +44,26 @@ def token_chunks(model, sentences: Sequence[str], seq_len: int) -> Int[Tensor, "
     rows = stream[: n_rows * body].reshape(n_rows, body)
     bos = torch.full((n_rows, 1), model.tokenizer.bos_token_id, device=rows.device)
     return torch.cat([bos, rows], dim=1)
+
+
+def language_prompts(n_per_language: int, seed: int = 0) -> tuple[list[str], list[int]]:
+    """English and French clauses cut right after a *name* in object position.
+
+    ``"the old dog follows Mary"`` / ``"le chat voit Mary"``: the last token is the same
+    in both languages, so a probe there can only read the language from the context,
+    and what comes next (``in`` / ``near`` vs ``dans`` / ``sur`` / ``et``) depends on it.
+
+    Returns:
+        The prompts (English first, then French) and their labels (1 = French).
+    """
+    rng = random.Random(seed)
+    prompts: list[str] = []
+    for kind in ("english", "french"):
+        found = 0
+        while found < n_per_language:
+            words = TEXT_KINDS[kind](rng).split()
+            names = [i for i, w in enumerate(words) if i >= 2 and w in NAMES]
+            if names:
+                prompts.append(" ".join(words[: names[0] + 1]))
+                found += 1
+    return prompts, [0] * n_per_language + [1] * n_per_language

@@ -159,7 +159,8 @@ def test_custom_target_is_a_hook_and_a_setter(tiny_model):
     metric = name_logit_diff(tiny_model)
     custom = PatchTarget("blocks.{layer}.hook_resid_pre", ("pos",), (1,), set_pos)
     ours = activation_patching(tiny_model, CLEAN, CORRUPTED, metric, custom)
-    named = activation_patching(tiny_model, CLEAN, CORRUPTED, metric, "resid_pre", per_position=True)
+    named = activation_patching(tiny_model, CLEAN, CORRUPTED, metric, "resid_pre",
+                                per_position=True)
     assert torch.equal(ours.values, named.values) and ours.axes == ("layer", "pos")
 
 
@@ -208,8 +209,8 @@ def test_causal_tracing_noise_changes_and_restoring_restores(model):
     assert abs(whole.clean - whole.corrupted) > 1e-4
     assert torch.allclose(whole.score, torch.ones(model.cfg.n_layers), atol=1e-4)
     by_pos = causal_tracing(model, CLEAN, metric, noise_positions=[-4, -3], layers=[0])
-    noised = [1, 2] if model.to_tokens(CLEAN).shape[1] == 5 else [0, 1]  # NeoX has no BOS
-    untouched = [p for p in range(by_pos.values.shape[1]) if p not in noised]
+    n_pos = by_pos.values.shape[1]
+    untouched = [p for p in range(n_pos) if p not in (n_pos - 4, n_pos - 3)]
     assert torch.allclose(by_pos.score[0, untouched], torch.zeros(len(untouched)), atol=1e-4)
 
 
@@ -242,6 +243,26 @@ def test_non_scalar_metric_is_refused_and_leaves_no_hooks(tiny_model):
     with pytest.raises(ValueError, match="must return a scalar"):  # raised inside the sweep
         patch_sweep(tiny_model, tokens, cache, per_prompt, "attn_out")
     assert no_hooks_left(tiny_model)
+
+
+def test_an_error_inside_a_patched_run_leaves_no_hooks(tiny_model):
+    def broken_setter(act, source, index):
+        raise RuntimeError("setter failed")
+
+    broken = PatchTarget("blocks.{layer}.hook_attn_out", (), (), broken_setter)
+    with pytest.raises(RuntimeError, match="setter failed"):
+        activation_patching(tiny_model, CLEAN, CORRUPTED, name_logit_diff(tiny_model), broken)
+    assert no_hooks_left(tiny_model)
+
+
+def test_a_source_must_cover_the_sweep(tiny_model):
+    tokens, metric = tiny_model.to_tokens(CLEAN), name_logit_diff(tiny_model)
+    with pytest.raises(KeyError, match="no activation for 'blocks.0.hook_attn_out'"):
+        patch_sweep(tiny_model, tokens, {}, metric, "attn_out")
+    wrong_batch = {f"blocks.{layer}.hook_attn_out": torch.zeros(3, tokens.shape[1], 32)
+                   for layer in range(tiny_model.cfg.n_layers)}
+    with pytest.raises(ValueError, match="batch of 3 but the patched run has 2 prompts"):
+        patch_sweep(tiny_model, tokens, wrong_batch, metric, "attn_out")
 
 
 def test_unknown_targets_and_hooks_are_refused(tiny_model, tiny_neox):

@@ -18,3 +18,12 @@ def test_token_chunks_start_with_bos(tiny_model):
     assert tiny_model.tokenizer.unk_token_id not in rows.tolist()
     with pytest.raises(ValueError, match="context"):
         token_chunks(tiny_model, ["a"], seq_len=500)
+
+
+def test_language_prompts_end_on_a_name():
+    from mi_helpers.text import language_prompts
+    from mi_helpers.zoo.corpus import NAMES
+    prompts, labels = language_prompts(20, seed=0)
+    assert len(prompts) == 40 and labels == [0] * 20 + [1] * 20
+    assert all(p.split()[-1] in NAMES and len(p.split()) >= 3 for p in prompts)
+    assert any(w in ("le", "la", "un", "une") for p in prompts[20:] for w in p.split())
