@@ -38,14 +38,18 @@ def test_inject_needs_a_parameters_cell():
         runner.inject_model(nbformat.v4.new_notebook(), "gpt2")
 
 
-def test_primer_runs_on_a_gpt2_architecture_model(tiny_model_dir, tmp_path):
-    """The hub code path of notebook 00, on a locally built random GPT-2: every cell runs
-    until the induction-head claim, which a random model cannot meet."""
-    result = runner.run_notebook(runner.NOTEBOOK_DIR / "00_primer.ipynb", tmp_path,
-                                 str(tiny_model_dir), timeout=120)
-    assert result.status.startswith("FAILED") and "induction head" in result.status
-    nb = nbformat.read(tmp_path / "00_primer.ipynb", as_version=4)
+@pytest.mark.parametrize("notebook, reached", [
+    ("00_primer.ipynb", "sum of components == final residual, to 1e-5 of that: True"),
+    ("01_logit_lens.ipynb", "after L0: IO is the top guess"),
+    ("02_probing.ipynb", "best layer:"),
+])
+def test_notebooks_run_on_a_gpt2_architecture_model(tiny_model_dir, tmp_path, notebook, reached):
+    """The hub code path (``MODEL = "gpt2-small"`` on Colab), on a locally built random
+    GPT-2: the code runs, and only the notebook's claims may fail on a random model."""
+    result = runner.run_notebook(runner.NOTEBOOK_DIR / notebook, tmp_path,
+                                 str(tiny_model_dir), timeout=300)
+    assert result.status == "ok" or result.status.startswith("FAILED: AssertionError"), result.status
+    nb = nbformat.read(tmp_path / notebook, as_version=4)
     printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
                       for o in c.get("outputs", []))
-    assert "'embed', 'pos_embed', 'L0 attn'" in printed  # GPT-2 has a position embedding
-    assert "sum of components == final residual, to 1e-5 of that: True" in printed
+    assert reached in printed

@@ -48,8 +48,8 @@ def card_markdown(card: dict) -> str:
 
 def zoo_table(zoo_dir: Path) -> str:
     """A Markdown table of every model card under ``zoo_dir`` (numbers read from cards)."""
-    rows = ["| model | shape | trained | induction | previous-token | IOI held-out: logit diff / top-1 |",
-            "|---|---|---|---|---|---|"]
+    rows = ["| model | shape | trained (wall clock / CPU time) | induction | previous-token "
+            "| IOI held-out: logit diff / top-1 |", "|---|---|---|---|---|---|"]
     for card_path in sorted(zoo_dir.glob("*/model_card.json")):
         card = json.loads(card_path.read_text())
         spec, tr, beh = card["spec"], card["training"], card["behaviours"]
@@ -58,7 +58,8 @@ def zoo_table(zoo_dir: Path) -> str:
         rows.append(
             f"| `{card['name']}` | {spec['n_layer']}L, d_model {spec['d_model']}, "
             f"{spec['n_head']} heads | {tr['tokens_seen'] / 1e6:.1f}M tokens, "
-            f"{tr['wall_time_s'] / 60:.1f} min | L{ind['layer']}H{ind['head']} "
+            f"{tr['wall_time_s'] / 60:.1f} / {tr['cpu_time_s'] / 60:.1f} min | "
+            f"L{ind['layer']}H{ind['head']} "
             f"{ind['score']:.2f} | L{prev['layer']}H{prev['head']} {prev['score']:.2f} | "
             f"{ioi['logit_diff']:.2f} / {ioi['top1_accuracy']:.2f} |")
     return "\n".join(rows)

@@ -161,10 +161,10 @@ assert components[top_name] > 0.2 * full_diff, "expected one component to write 
 
 # %%
 seq_len = min(64, model.cfg.n_ctx)
-train_tokens = token_chunks(model, corpus_sentences(5000, seed=0), seq_len)
+train_tokens = token_chunks(model, corpus_sentences(2500, seed=0), seq_len)
 test_tokens = token_chunks(model, corpus_sentences(1000, seed=1), seq_len)
 print(f"training on {train_tokens.numel():,} tokens, testing on {test_tokens.numel():,}")
-tuned, losses = train_tuned_lens(model, train_tokens, steps=300, seed=0, progress=False)
+tuned, losses = train_tuned_lens(model, train_tokens, steps=150, seed=0, progress=False)
 raw_kl = kl_to_final(lens_logits(model, test_tokens)).detach()
 tuned_kl = kl_to_final(lens_logits(model, test_tokens, lens=tuned)).detach()
 for layer in range(n_layers):
