@@ -6,6 +6,8 @@ One module per concept: :mod:`~mi_helpers.models` (load the zoo or a hub model),
 :mod:`~mi_helpers.ioi` (IOI prompts and the logit difference),
 :mod:`~mi_helpers.lens` (logit lens and tuned lens), :mod:`~mi_helpers.probing`
 (linear and sparse probes, causal checks along a probe direction),
+:mod:`~mi_helpers.patching` (activation patching, ablations, causal tracing),
+:mod:`~mi_helpers.text` (text datasets from the zoo corpus for any tokenizer),
 :mod:`~mi_helpers.viz` (offline-safe visualisations), :mod:`~mi_helpers.zoo` (the
 model zoo) and :mod:`~mi_helpers.runner` (``python -m mi_helpers run``).
 
