@@ -26,6 +26,14 @@ from torch import Tensor
 PATTERN_HOOK = "blocks.{layer}.attn.hook_pattern"
 
 
+def repeat_block(allowed_ids: Int[Tensor, "n_allowed"], bos_id: int, rep_len: int,
+                 n_seqs: int, seed: int) -> Int[Tensor, "batch pos"]:
+    """``BOS + r + r`` with ``r`` drawn uniformly from ``allowed_ids`` (on the CPU)."""
+    gen = torch.Generator().manual_seed(seed)
+    block = allowed_ids[torch.randint(len(allowed_ids), (n_seqs, rep_len), generator=gen)]
+    return torch.cat([torch.full((n_seqs, 1), bos_id), block, block], dim=1)
+
+
 def repeated_random_tokens(model, rep_len: int, n_seqs: int = 64,
                            seed: int = 0) -> Int[Tensor, "batch pos"]:
     """``BOS + r + r`` with ``r`` drawn uniformly from the non-special tokens.
@@ -35,10 +43,8 @@ def repeated_random_tokens(model, rep_len: int, n_seqs: int = 64,
     """
     special = set(model.tokenizer.all_special_ids)
     allowed = torch.tensor([i for i in range(model.cfg.d_vocab) if i not in special])
-    gen = torch.Generator().manual_seed(seed)
-    block = allowed[torch.randint(len(allowed), (n_seqs, rep_len), generator=gen)]
-    bos = torch.full((n_seqs, 1), model.tokenizer.bos_token_id)
-    return torch.cat([bos, block, block], dim=1).to(model.cfg.device)
+    tokens = repeat_block(allowed, model.tokenizer.bos_token_id, rep_len, n_seqs, seed)
+    return tokens.to(model.cfg.device)
 
 
 def attention_patterns(model, tokens: Int[Tensor, "batch pos"]

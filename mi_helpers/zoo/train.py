@@ -16,7 +16,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import GPT2Config, GPT2LMHeadModel, GPTNeoXConfig, GPTNeoXForCausalLM
 
-from ..head_scores import offset_score
+from ..head_scores import offset_score, repeat_block
 from .data import SequenceSampler, phase_at
 from .specs import ZooSpec
 from .tokenizer import build_tokenizer
@@ -63,10 +63,8 @@ def lr_factor(step: int, spec: ZooSpec) -> float:
 def quick_head_scores(model, sampler: SequenceSampler,
                       rep_len: int, n_seqs: int = 16) -> tuple[float, float]:
     """Best induction and previous-token score of any head on ``BOS + r + r``."""
-    gen = torch.Generator().manual_seed(1234)
-    ids = torch.tensor(sampler.content_ids)
-    block = ids[torch.randint(len(ids), (n_seqs, rep_len), generator=gen)]
-    tokens = torch.cat([torch.full((n_seqs, 1), sampler.bos_id), block, block], dim=1)
+    tokens = repeat_block(torch.tensor(sampler.content_ids), sampler.bos_id, rep_len,
+                          n_seqs, seed=1234)
     model.set_attn_implementation("eager")  # sdpa returns no attention weights
     try:
         attentions = model(tokens, attention_mask=torch.ones_like(tokens),
