@@ -107,6 +107,7 @@ class IOIDataset:
             name, the first and second subject, and the last prompt token.
         templates: the templates ``template_ids`` index.
         places, objects: the place and object of each prompt.
+        name_ids: token ids of every candidate name (for :meth:`name_score`).
     """
 
     prompts: list[str]
@@ -121,6 +122,7 @@ class IOIDataset:
     templates: list[str] = field(repr=False, default_factory=list)
     places: list[str] = field(repr=False, default_factory=list)
     objects: list[str] = field(repr=False, default_factory=list)
+    name_ids: Int[Tensor, "name"] | None = field(repr=False, default=None)
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -132,6 +134,25 @@ class IOIDataset:
     def metric(self, logits: Float[Tensor, "batch pos d_vocab"]) -> Float[Tensor, ""]:
         """The mean logit difference: the scalar metric for patching."""
         return self.logit_diff(logits).mean()
+
+    def name_score(self, logits: Float[Tensor, "batch pos d_vocab"], who: str = "IO"
+                   ) -> Float[Tensor, ""]:
+        """Mean of ``logit(IO)`` (or ``logit(S)``) minus the mean logit of all candidate names.
+
+        Unlike the logit difference, which a model can raise by pushing S *down*, this
+        only rises when the named token is pushed *up* among the names.
+        """
+        if who not in ("IO", "S"):
+            raise ValueError(f"who must be 'IO' or 'S', not {who!r}")
+        last = logits_at(logits, self.word_positions["end"])
+        rows = torch.arange(len(last), device=last.device)
+        target = self.io_ids if who == "IO" else self.s_ids
+        return (last[rows, target] - last[:, self.name_ids].mean(-1)).mean()
+
+    def top1_accuracy(self, logits: Float[Tensor, "batch pos d_vocab"]) -> Float[Tensor, ""]:
+        """Fraction of prompts whose top prediction is IO."""
+        last = logits_at(logits, self.word_positions["end"])
+        return (last.argmax(-1) == self.io_ids).float().mean()
 
 
 def natural_text(template: str) -> str:
@@ -200,7 +221,9 @@ def ioi_dataset(model, n: int, seed: int = 0, *, templates: Sequence[str] | None
         rows.append({"template_id": i % len(templates), "io": io, "s": s,
                      "order": "ABBA" if i % 2 == 0 else "BABA",
                      "place": rng.choice(places), "object": rng.choice(objects)})
-    return _build_dataset(model, list(templates), rows)
+    dataset = _build_dataset(model, list(templates), rows)
+    dataset.name_ids = single_token_ids(model, sorted(set(names)))
+    return dataset
 
 
 def _build_dataset(model, templates: list[str], rows: list[dict]) -> IOIDataset:

@@ -133,3 +133,32 @@ def plot_attention(pattern: Float[Tensor, "head dest_pos src_pos"], tokens: list
         ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def heatmap(values: Float[Tensor, "row col"], title: str = "", *, xlabel: str = "",
+            ylabel: str = "", xticklabels: list[str] | None = None,
+            yticklabels: list[str] | None = None, center: float | None = 0.0,
+            cmap: str = "RdBu", colorbar_label: str = "", ax=None):
+    """A labelled matplotlib heatmap; with ``center`` the colour scale is symmetric about it.
+
+    NaN cells (e.g. heads that cannot be senders) are left blank. Returns the axes.
+    """
+    values = torch.as_tensor(values).detach().float().cpu()
+    if ax is None:
+        width = max(4.0, min(14.0, 0.45 * values.shape[1] + 2.5))
+        _, ax = plt.subplots(figsize=(width, max(2.2, min(8.0, 0.35 * values.shape[0] + 1.5))))
+    finite = values[values.isfinite()]
+    limits = {}
+    if center is not None and len(finite):
+        bound = (finite - center).abs().max().item() or 1.0
+        limits = {"vmin": center - bound, "vmax": center + bound}
+    image = ax.imshow(values, cmap=cmap, aspect="auto", **limits)
+    if xticklabels is not None:
+        ax.set_xticks(range(len(xticklabels)), xticklabels, rotation=60, fontsize=8)
+    if yticklabels is not None:
+        ax.set_yticks(range(len(yticklabels)), yticklabels, fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.figure.colorbar(image, ax=ax, label=colorbar_label)
+    return ax

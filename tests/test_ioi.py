@@ -66,3 +66,16 @@ def test_natural_punctuation_gives_zoo_tokens(zoo4):
     from mi_helpers.ioi import natural_text
     text = "When Mary and John went to the store , John gave a drink to Mary ."
     assert torch.equal(zoo4.to_tokens(text), zoo4.to_tokens(natural_text(text)))
+
+
+def test_name_score_and_accuracy(zoo4):
+    from mi_helpers.ioi import ioi_dataset
+    data = ioi_dataset(zoo4, 6, seed=0)
+    logits = torch.zeros(6, data.tokens.shape[1], zoo4.cfg.d_vocab)
+    rows = torch.arange(6)
+    logits[rows, data.word_positions["end"], data.io_ids] = float(len(data.name_ids))
+    assert data.name_score(logits).item() == pytest.approx(len(data.name_ids) - 1)
+    assert data.name_score(logits, "S").item() == pytest.approx(-1)
+    assert data.top1_accuracy(logits).item() == 1
+    with pytest.raises(ValueError, match="'IO' or 'S'"):
+        data.name_score(logits, "X")

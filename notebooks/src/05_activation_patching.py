@@ -1,0 +1,201 @@
+# %% [markdown]
+# # 05 · Locating behaviour: activation patching
+#
+# Direct effects (notebook 01) show which components *write* an answer; patching asks
+# which activations the model actually *uses*. We run the model on a **clean** prompt
+# and on a **corrupted** one that removes the information, score both with a metric,
+# and then rerun with a single activation taken from the other run.
+#
+# * **Denoising**: run corrupted, patch in one clean activation. Recovering the clean
+#   metric means that activation is *sufficient* to carry the information.
+# * **Noising**: run clean, patch in one corrupted activation. Losing the metric means
+#   the activation is *necessary*.
+#
+# Scores are normalised: 0 = the corrupted metric, 1 = the clean one.
+#
+# The task is indirect object identification (IOI): "When Mary and John went to the
+# store, John gave a drink to" → " Mary". The metric is the logit difference
+# $\text{logit}(IO) - \text{logit}(S)$ at the last token. The corruption is IOI's
+# "ABC" distribution: the three names replaced by three other names, so the sentence
+# keeps its shape but no longer says who the answer is.
+#
+# **What we expect to see** (asserted below):
+# 1. in the residual stream the information sits at the name positions in the first
+#    layer and has moved to the last token by the last layer;
+# 2. a few components (layers, heads) carry most of it, and noising and denoising agree
+#    on which;
+# 3. mean and resample ablations of single heads agree with patching from the
+#    corrupted prompts on the most important heads, while zero ablation exaggerates
+#    effects (it moves activations off their usual range);
+# 4. causal tracing (Gaussian noise on the name embeddings instead of a second prompt)
+#    finds the same route.
+
+# %% tags=["parameters"]
+MODEL = "zoo-4l"  # any zoo model offline, or a hub model such as "gpt2-small" on Colab
+
+# %%
+# Colab set-up: install the project's helpers there; elsewhere this does nothing.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    REPO = "https://github.com/mi-roadmap/mi-roadmap"  # change if you use a fork
+    subprocess.run(["git", "clone", "--depth=1", REPO, "/content/mi-roadmap"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/mi-roadmap"], check=True)
+    sys.path.insert(0, "/content/mi-roadmap")
+
+# %%
+import matplotlib.pyplot as plt
+import torch
+
+from mi_helpers import load_model
+from mi_helpers.ioi import abc_corruption, ioi_dataset
+from mi_helpers.patching import ablation_patching, activation_patching, causal_tracing
+from mi_helpers.viz import heatmap
+from mi_helpers.zoo.corpus import IOI_HELDOUT_TEMPLATES
+
+torch.manual_seed(0)
+model = load_model(MODEL)
+n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+print(f"{MODEL}: {n_layers} layers, {n_heads} heads per layer")
+
+# %% [markdown]
+# ## 1. Clean and corrupted prompts
+# One held-out template (never seen in training), so every prompt has the same word at
+# each position and per-position results can be averaged over prompts.
+
+# %%
+clean = ioi_dataset(model, 40, seed=0, templates=IOI_HELDOUT_TEMPLATES[:1])
+corrupted = abc_corruption(clean, model, seed=1)
+print("clean:    ", clean.prompts[0], "->", clean.io[0])
+print("corrupted:", corrupted.prompts[0])
+labels = [f"{i}:{t}" for i, t in enumerate(model.to_str_tokens(clean.tokens[0]))]
+with torch.no_grad():
+    clean_metric = clean.metric(model(clean.tokens)).item()
+    corrupted_metric = clean.metric(model(corrupted.tokens)).item()
+print(f"logit difference: clean {clean_metric:.2f}, corrupted {corrupted_metric:.2f}")
+
+# %%
+assert clean_metric > 2 and clean_metric - corrupted_metric > 2, "the corruption should matter"
+
+# %% [markdown]
+# ## 2. The residual stream, layer by layer and position by position (denoising)
+
+# %%
+resid = activation_patching(model, clean.tokens, corrupted.tokens, clean.metric,
+                            "resid_pre", per_position=True)
+heatmap(resid.score, "denoising the residual stream (1 = clean restored)", xlabel="position",
+        ylabel="layer (resid_pre)", xticklabels=labels, center=None, cmap="Blues")
+plt.show()
+pos = {name: int(clean.word_positions[name][0]) for name in ("IO", "S1", "S2", "end")}
+first, last = resid.score[0], resid.score[-1]
+print(f"layer 0: IO {first[pos['IO']]:.2f}, S1 {first[pos['S1']]:.2f}, "
+      f"S2 {first[pos['S2']]:.2f}, end {first[pos['end']]:.2f}")
+print(f"layer {n_layers - 1}: end {last[pos['end']]:.2f}, "
+      f"best other position {last[:pos['end']].max():.2f}")
+
+# %%
+name_slots = [pos["IO"], pos["S1"], pos["S2"]]
+others = [p for p in range(len(labels)) if p not in name_slots]
+print(f"layer 0: best name slot {first[name_slots].max():.2f}, best other position {first[others].max():.2f}")
+assert first[name_slots].max() > 0.5 and first[others].max() < 0.1, "at layer 0, the names"
+assert last[pos["end"]] > 0.9 and last[:pos["end"]].max() < 0.2, "by the last layer, the end token"
+
+# %% [markdown]
+# ## 3. Attention and MLP outputs, both directions
+
+# %%
+blocks = {}
+for target in ("attn_out", "mlp_out"):
+    for direction in ("denoise", "noise"):
+        blocks[target, direction] = activation_patching(
+            model, clean.tokens, corrupted.tokens, clean.metric, target, direction=direction).score
+fig, axes = plt.subplots(1, 2, figsize=(10, 3), sharey=True)
+for ax, target in zip(axes, ("attn_out", "mlp_out")):
+    x = torch.arange(n_layers)
+    ax.bar(x - 0.2, blocks[target, "denoise"], 0.4, label="denoise: clean patched into corrupted")
+    ax.bar(x + 0.2, 1 - blocks[target, "noise"], 0.4, label="noise: 1 - score when corrupted")
+    ax.set_xticks(x, [f"L{layer}" for layer in range(n_layers)])
+    ax.set_title(target)
+axes[0].legend(fontsize=7)
+plt.tight_layout()
+plt.show()
+for target in ("attn_out", "mlp_out"):
+    print(target, "denoise", [round(v, 2) for v in blocks[target, "denoise"].tolist()],
+          "| noise", [round(v, 2) for v in blocks[target, "noise"].tolist()])
+
+# %%
+necessity = torch.cat([1 - blocks["attn_out", "noise"], 1 - blocks["mlp_out", "noise"]])
+sufficiency = torch.cat([blocks["attn_out", "denoise"], blocks["mlp_out", "denoise"]])
+agreement = torch.corrcoef(torch.stack([necessity, sufficiency]))[0, 1].item()
+print(f"correlation of necessity and sufficiency over the {len(necessity)} blocks: {agreement:.2f}")
+assert agreement > 0.5, "noising and denoising should point at the same blocks"
+
+# %% [markdown]
+# ## 4. Every head (noising), and three ablations
+# Noising asks which heads the clean run *needs*: patch each head's output `z` (all
+# positions) with its corrupted value. Ablations replace it with zeros, with its mean
+# over the ABC prompts, or with its value on a different clean prompt (resampling).
+
+# %%
+heads_noise = activation_patching(model, clean.tokens, corrupted.tokens, clean.metric, "z",
+                                  direction="noise")
+ablations = {kind: ablation_patching(model, clean.tokens, clean.metric, "z", ablation=kind,
+                                     reference=None if kind == "zero" else corrupted.tokens)
+             for kind in ("zero", "mean", "resample")}
+fig, axes = plt.subplots(1, 4, figsize=(16, 3))
+heatmap(1 - heads_noise.score, "patched from corrupted", xlabel="head", ylabel="layer",
+        ax=axes[0], center=None, cmap="Reds")
+for ax, (kind, result) in zip(axes[1:], ablations.items()):
+    heatmap((result.clean - result.values) / result.clean, f"{kind} ablation: drop / clean",
+            xlabel="head", ax=ax, center=0)
+plt.tight_layout()
+plt.show()
+drop = {kind: (r.clean - r.values).flatten() / r.clean for kind, r in ablations.items()}
+drop["corrupted patch"] = (1 - heads_noise.score).flatten()
+top = {kind: set(d.topk(3).indices.tolist()) for kind, d in drop.items()}
+for kind, d in drop.items():
+    best = [divmod(i, n_heads) for i in d.topk(3).indices.tolist()]
+    print(f"{kind:>16}: top heads {[f'L{l}H{h}' for l, h in best]}, largest drop {d.max():.0%}, "
+          f"mean |drop| {d.abs().mean():.1%}")
+
+# %%
+shared = top["mean"] & top["resample"] & top["corrupted patch"]
+print("heads in the top 3 of mean, resample and corrupted patching alike:",
+      [f"L{i // n_heads}H{i % n_heads}" for i in sorted(shared)])
+assert len(shared) >= 2, "the ablations should agree on the most important heads"
+assert drop["zero"].abs().mean() > drop["mean"].abs().mean(), "zero ablation is the harshest"
+
+# %% [markdown]
+# ## 5. Causal tracing: noise instead of a second prompt
+# Meng et al. corrupt the clean prompt itself: Gaussian noise (3x the embedding std) on
+# the embeddings of the names, then restore one clean residual activation at a time.
+
+# %%
+tracing = causal_tracing(model, clean.tokens, clean.metric, noise_positions=name_slots)
+heatmap(tracing.score, "causal tracing: restoring the residual stream", xlabel="position",
+        ylabel="layer (resid_pre)", xticklabels=labels, center=None, cmap="Purples")
+plt.show()
+print(f"clean {tracing.clean:.2f}, noised names {tracing.corrupted:.2f}")
+print(f"restoring the last token at the last layer: {tracing.score[-1, pos['end']]:.2f}")
+similarity = torch.nn.functional.cosine_similarity(tracing.score.flatten(), resid.score.flatten(), dim=0)
+print(f"cosine similarity of the tracing and the ABC-patching maps: {similarity:.2f}")
+
+# %%
+assert tracing.score[-1, pos["end"]] > 0.9
+assert similarity > 0.7, "noise and ABC corruption should trace the same route"
+
+# %% [markdown]
+# ## Summary
+# * The IOI information starts at the name tokens and ends at the last token; patching
+#   the residual stream shows *where* and *when* it moves.
+# * Blocks and heads that are necessary (noising) are also sufficient (denoising) here;
+#   that need not hold in general: a redundant pair of heads is sufficient one at a
+#   time but neither is necessary.
+# * Ablations differ: zero ablation pushes a head far outside its normal range, so its
+#   "effects" are larger everywhere, and its top heads need not be the heads the other
+#   three methods find (compare the printout of section 4); mean and resample ablation
+#   stay on the data distribution and agree with patching from the corrupted prompts.
+# * Notebook 06 follows the route head by head with *path* patching and evaluates the
+#   circuit it finds.

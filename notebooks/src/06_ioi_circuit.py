@@ -1,0 +1,331 @@
+# %% [markdown]
+# # 06 · The IOI circuit: path patching, roles, and evaluation
+#
+# Notebook 05 showed *where* the IOI information goes. Here we find *which heads* carry
+# it and *along which paths*, name their roles from attention patterns and from their
+# output projected onto the vocabulary, and then test the circuit as a whole: does it
+# reproduce the model's behaviour on its own (**faithfulness**), does it contain
+# everything that matters (**completeness**), and does every head in it matter
+# (**minimality**)? This is the loop of Wang et al. (2022) on gpt2-small.
+#
+# **Path patching** asks how much of the answer flows from *sender* heads to
+# *receivers* (later heads' queries / keys / values, or the logits): the senders get
+# their output from the corrupted ("ABC") prompts, every other head is frozen to its
+# clean output, and only the receivers see the change.
+#
+# We use two metrics, and section 4 shows why one is not enough:
+# * the **logit difference** $\text{logit}(IO) - \text{logit}(S)$;
+# * the **IO name score**: $\text{logit}(IO)$ minus the mean logit of all candidate
+#   names, which rises only when IO is pushed *up*.
+#
+# **What we expect to see** (asserted below):
+# 1. path patching to the logits picks out a few heads; on the zoo model they attend
+#    from the last token to the *subject*;
+# 2. those heads alone reproduce the logit difference but not the answer: they work by
+#    pushing S *down*, and the logit difference cannot tell;
+# 3. with the IO name score, path patching finds other heads, which attend to the
+#    names and copy them (their output raises names' logits);
+# 4. the two groups together form a circuit that recovers at least 80% of the logit
+#    difference and names IO in at least 80% of prompts, while mean-ablating everything
+#    else; removing subsets from the circuit and from the model hurts them alike.
+
+# %% tags=["parameters"]
+MODEL = "zoo-4l"  # any zoo model offline, or a hub model such as "gpt2-small" on Colab
+
+# %%
+# Colab set-up: install the project's helpers there; elsewhere this does nothing.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    REPO = "https://github.com/mi-roadmap/mi-roadmap"  # change if you use a fork
+    subprocess.run(["git", "clone", "--depth=1", REPO, "/content/mi-roadmap"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/mi-roadmap"], check=True)
+    sys.path.insert(0, "/content/mi-roadmap")
+
+# %%
+from functools import partial
+
+import matplotlib.pyplot as plt
+import torch
+
+from mi_helpers import load_model
+from mi_helpers.circuits import (CircuitEvaluator, completeness, faithfulness, head_means,
+                                 minimality)
+from mi_helpers.ioi import abc_corruption, ioi_dataset
+from mi_helpers.lens import head_logits
+from mi_helpers.patching import cached_run
+from mi_helpers.path_patching import path_patching
+from mi_helpers.viz import heatmap
+
+torch.manual_seed(0)
+model = load_model(MODEL)
+n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+print(f"{MODEL}: {n_layers} layers, {n_heads} heads per layer")
+
+
+def name(head):
+    return f"L{head[0]}H{head[1]}"
+
+
+# %% [markdown]
+# ## 1. The data
+# 100 prompts from the held-out templates (never seen in training; ABBA and BABA
+# alternate) and their ABC corruption, aligned prompt by prompt.
+
+# %%
+ioi = ioi_dataset(model, 100, seed=0)
+abc = abc_corruption(ioi, model, seed=1)
+io_score = partial(ioi.name_score, who="IO")
+with torch.no_grad():
+    clean_logits, abc_logits = model(ioi.tokens), model(abc.tokens)
+for label, logits in (("clean", clean_logits), ("ABC", abc_logits)):
+    print(f"{label:>5}: logit diff {ioi.metric(logits):.2f}, IO name score "
+          f"{io_score(logits):.2f}, IO top-1 {ioi.top1_accuracy(logits):.0%}")
+print("e.g.", ioi.prompts[1], "->", ioi.io[1], "|", abc.prompts[1])
+
+# %% [markdown]
+# ## 2. Which heads reach the logits? (path patching, logit difference)
+# Each head in turn is the sender; the receiver is the final residual stream (MLPs on
+# the way recompute). The value is the IOI paper's relative change, $F_\text{patched} /
+# F_\text{clean} - 1$.
+
+# %%
+to_logits = path_patching(model, ioi.tokens, abc.tokens, ioi.metric, "logits")
+heatmap(to_logits.relative, "path patching to the logits: change in logit difference",
+        xlabel="head", ylabel="layer")
+plt.show()
+order = to_logits.relative.flatten().argsort()
+direct_heads = [divmod(int(i), n_heads) for i in order[:8] if to_logits.relative.flatten()[i] < -0.1]
+print("heads whose path to the logits lowers the logit difference by > 10%:",
+      {name(h): round(to_logits.relative[h].item(), 2) for h in direct_heads})
+
+# %%
+assert 1 <= len(direct_heads) <= 6, "expected a few heads, not none or all"
+
+# %% [markdown]
+# ## 3. What do they attend to?
+# Attention from the last token to the IO name, the first and the second subject.
+
+# %%
+rows = torch.arange(len(ioi))
+pos = ioi.word_positions
+patterns = cached_run(model, ioi.tokens,
+                      [f"blocks.{layer}.attn.hook_pattern" for layer in range(n_layers)])[1]
+
+
+def attention_to(head, word):
+    """Mean attention of ``head`` from the last token to ``word``'s position."""
+    pattern = patterns[f"blocks.{head[0]}.attn.hook_pattern"][:, head[1]]  # batch dest src
+    return pattern[rows, pos["end"], pos[word]].mean().item()
+
+
+def show_attention(heads, title):
+    words = ("IO", "S1", "S2")
+    values = torch.tensor([[attention_to(h, w) for w in words] for h in heads])
+    heatmap(values, title, xticklabels=list(words), yticklabels=[name(h) for h in heads],
+            center=None, cmap="Greens", colorbar_label="attention from the last token")
+    plt.show()
+    return values
+
+
+direct_attention = show_attention(direct_heads, "heads found in section 2")
+for h, (a_io, a_s1, a_s2) in zip(direct_heads, direct_attention.tolist()):
+    print(f"{name(h)}: to IO {a_io:.2f}, to S1 {a_s1:.2f}, to S2 {a_s2:.2f}")
+
+# %% [markdown]
+# ## 4. A trap: these heads alone "explain" the logit difference
+# Run only these heads (every other head mean-ablated over the ABC prompts, template by
+# template; MLPs kept) and look at all three measures.
+
+# %%
+means = head_means(model, abc.tokens, ioi.template_ids)
+evaluators = {label: CircuitEvaluator(model, ioi.tokens, metric, means)
+              for label, metric in (("logit diff", ioi.metric), ("IO name score", io_score),
+                                    ("IO top-1", ioi.top1_accuracy))}
+only_direct = {label: ev.score(direct_heads) for label, ev in evaluators.items()}
+for label, ev in evaluators.items():
+    print(f"{label:>13}: full model {ev.full:6.2f}, only these heads {only_direct[label]:6.2f}, "
+          f"no heads {ev.empty:6.2f}")
+s_score_direct = evaluators["logit diff"].run(direct_heads)
+print(f"S name score with only these heads: {ioi.name_score(s_score_direct, 'S'):.2f} "
+      f"(full model {ioi.name_score(clean_logits, 'S'):.2f})")
+
+# %% [markdown]
+# In the zoo model these heads keep (or exceed) the full logit difference while IO is
+# almost never the top prediction: they lower S (the S name score goes far below the
+# full model's) rather than raise IO. A circuit judged by the logit difference alone
+# would stop here, wrong. The IO name score exposes it.
+
+# %%
+if MODEL.startswith("zoo"):
+    assert only_direct["logit diff"] > 0.8 * evaluators["logit diff"].full
+    assert only_direct["IO top-1"] < 0.3, "...but they should not name IO on their own"
+
+# %% [markdown]
+# ## 5. Heads that raise IO (path patching, IO name score)
+
+# %%
+to_logits_io = path_patching(model, ioi.tokens, abc.tokens, io_score, "logits")
+heatmap(to_logits_io.relative, "path patching to the logits: change in IO name score",
+        xlabel="head", ylabel="layer")
+plt.show()
+flat = to_logits_io.relative.flatten()
+mover_heads = [divmod(int(i), n_heads) for i in flat.argsort()[:8]
+               if flat[i] < -0.05 and divmod(int(i), n_heads) not in direct_heads]
+print("further heads whose path to the logits lowers the IO name score by > 5%:",
+      {name(h): round(to_logits_io.relative[h].item(), 2) for h in mover_heads})
+mover_attention = show_attention(mover_heads, "heads found in section 5")
+
+# %% [markdown]
+# Do these heads *copy* the names they attend to? Project each head's output at the
+# last token through the unembedding (its direct logit effect, notebook 01) and compare
+# the IO and S logits with the average name's.
+
+# %%
+per_head = head_logits(model, ioi.tokens)[:, :, rows, pos["end"]]  # layer head batch d_vocab
+
+
+def copy_gain(head, target_ids):
+    """How much ``head``'s output raises ``target_ids`` above the mean candidate name."""
+    out = per_head[head[0], head[1]]  # batch d_vocab
+    return (out[rows, target_ids] - out[:, ioi.name_ids].mean(-1)).mean().item()
+
+
+for h in mover_heads:
+    print(f"{name(h)}: raises IO by {copy_gain(h, ioi.io_ids):.2f} and S by "
+          f"{copy_gain(h, ioi.s_ids):.2f} above the average name")
+name_attention = mover_attention.sum(-1)
+
+# %%
+assert len(mover_heads) >= 1
+assert (name_attention > 0.5).all(), "they should attend mostly to the names"
+assert all(copy_gain(h, ioi.io_ids) > 0 for h in mover_heads), "and copy them"
+
+# %% [markdown]
+# ## 6. Do the first heads steer the second? (path patching to queries, keys, values)
+# In gpt2-small, S-inhibition heads (7.3, 7.9, 8.6, 8.10) tell the name movers *where
+# not to look*: path patching into the name movers' **queries** finds them. Here we
+# patch every earlier head into the found heads' queries (at the last token), keys and
+# values.
+
+# %%
+upstream = {}
+first_mover_layer = min(h[0] for h in mover_heads)
+for kind in ("q", "k", "v"):
+    receivers = [(layer, head, kind) for layer, head in mover_heads]
+    at = pos["end"] if kind == "q" else None
+    upstream[kind] = path_patching(model, ioi.tokens, abc.tokens, io_score, receivers,
+                                   receiver_positions=at).relative
+fig, axes = plt.subplots(1, 3, figsize=(15, 2.8))
+for ax, (kind, values) in zip(axes, upstream.items()):
+    heatmap(values[:first_mover_layer], f"senders -> movers' {kind}", xlabel="head",
+            ylabel="layer", ax=ax)
+plt.tight_layout()
+plt.show()
+largest = {kind: values[:first_mover_layer].abs().max().item() for kind, values in upstream.items()}
+print("largest |relative change| through queries, keys, values:",
+      {k: round(v, 3) for k, v in largest.items()})
+
+# %% [markdown]
+# Read the numbers above for your model. In the zoo model nothing upstream changes where
+# the name movers look (queries and keys): the two groups work in parallel, and the
+# MLPs combine "these are the names" with "this one is the subject". That is a
+# different algorithm from gpt2-small's, found by the same method.
+
+# %%
+if MODEL.startswith("zoo"):
+    assert largest["q"] < 0.1 and largest["k"] < 0.1, "the zoo movers' attention is not steered"
+
+# %% [markdown]
+# ## 7. Evaluating the circuit
+# The circuit is both groups of heads. Faithfulness compares it, alone, with the model.
+
+# %%
+circuit = sorted(set(direct_heads) | set(mover_heads))
+print("circuit:", [name(h) for h in circuit])
+faith = {label: faithfulness(ev, circuit) for label, ev in evaluators.items()}
+for label, f in faith.items():
+    print(f"{label:>13}: circuit {f.circuit:.2f} vs model {f.full:.2f} "
+          f"({f.ratio:.0%} of it; {f.normalised:.0%} of the heads' effect)")
+
+# %%
+assert faith["logit diff"].ratio >= 0.8, "the circuit should recover >= 80% of the logit diff"
+assert faith["IO top-1"].circuit >= 0.8, "and name IO in >= 80% of prompts"
+
+# %% [markdown]
+# **Completeness**: remove a subset $K$ of the circuit from the circuit and from the whole
+# model. If the circuit is complete, both lose the same ($F(C \setminus K) \approx
+# F(M \setminus K)$, the diagonal). The greedy subsets look for the largest gap.
+#
+# **Minimality**: for each head $v$, the largest change $|F(C \setminus (K \cup \{v\}))
+# - F(C \setminus K)|$ over a few subsets $K$.
+
+# %%
+ev = evaluators["logit diff"]
+points = completeness(ev, circuit, n_random=12, greedy_steps=3, seed=0)
+mins = minimality(ev, circuit, n_random=4, seed=0)
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+for kind, marker in (("empty", "s"), ("random", "o"), ("greedy", "^")):
+    chosen = [p for p in points if p.kind == kind]
+    ax1.scatter([p.full for p in chosen], [p.circuit for p in chosen], marker=marker, label=kind)
+lims = [min(min(p.full, p.circuit) for p in points) - 0.5, max(max(p.full, p.circuit) for p in points) + 0.5]
+ax1.plot(lims, lims, "k--", lw=1)
+ax1.set_xlabel("F(M \\ K): K removed from the model")
+ax1.set_ylabel("F(C \\ K): K removed from the circuit")
+ax1.set_title("completeness (logit difference)")
+ax1.legend()
+ax2.bar([name(h) for h in mins], list(mins.values()))
+ax2.set_ylabel("largest |change| in logit diff")
+ax2.set_title("minimality: each head's contribution")
+ax2.tick_params(axis="x", rotation=60)
+plt.tight_layout()
+plt.show()
+gaps = torch.tensor([p.gap for p in points])
+print(f"completeness gap |F(C\\K) - F(M\\K)|: mean {gaps.mean():.2f}, largest {gaps.max():.2f} "
+      f"(model's logit diff {ev.full:.2f})")
+print("minimality:", {name(h): round(v, 2) for h, v in mins.items()})
+
+# %%
+assert gaps.max() < 0.5 * ev.full, "no subset should break the circuit much more than the model"
+assert min(mins.values()) > 0.02 * ev.full, "every head in the circuit should matter"
+
+# %% [markdown]
+# ## 8. On gpt2-small
+# With `MODEL = "gpt2-small"` (e.g. on Colab) the same cells should reproduce the IOI
+# paper: its name movers dominate the path to the logits, its negative name movers
+# *raise* the logit difference when patched, and the S-inhibition heads appear in the
+# query path of section 6. The check below runs only for that model.
+
+# %%
+GPT2_SMALL_REFERENCE = {  # Wang et al. (2022), layer.head
+    "name movers": [(9, 9), (9, 6), (10, 0)],
+    "negative name movers": [(10, 7), (11, 10)],
+    "S-inhibition": [(7, 3), (7, 9), (8, 6), (8, 10)],
+}
+if MODEL in ("gpt2", "gpt2-small"):
+    strongest = {divmod(int(i), n_heads) for i in to_logits.relative.flatten().argsort()[:5]}
+    found = strongest & set(GPT2_SMALL_REFERENCE["name movers"])
+    print("reference name movers among the 5 strongest paths to the logits:", sorted(found))
+    assert len(found) >= 2
+    assert all(to_logits.relative[h] > 0 for h in GPT2_SMALL_REFERENCE["negative name movers"])
+    query_path = upstream["q"].nan_to_num(0.0).flatten().argsort()[:8]
+    s_inhibition = {divmod(int(i), n_heads) for i in query_path} & set(GPT2_SMALL_REFERENCE["S-inhibition"])
+    print("reference S-inhibition heads among the 8 strongest query paths:", sorted(s_inhibition))
+    assert len(s_inhibition) >= 2
+else:
+    print(f"{MODEL} is not gpt2-small; the reference check is skipped")
+
+# %% [markdown]
+# ## Summary
+# * Path patching separates *which* heads matter from *how* they act: through the
+#   logits, or by steering a later head's query, key or value.
+# * A metric is part of the hypothesis: the logit difference can be won by pushing the
+#   wrong answer down. Checking a second metric (the IO name score, top-1 accuracy)
+#   exposed a circuit that "explained" the logit difference without naming IO.
+# * The zoo model solves IOI with two groups of heads working in parallel, combined by
+#   MLPs; gpt2-small chains its heads (S-inhibition steers name movers). Same method,
+#   different algorithms: circuits are properties of a model, not of a task.
+# * Faithfulness, completeness and minimality turn "we found a circuit" into numbers
+#   that could have come out otherwise.
