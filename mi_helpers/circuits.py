@@ -148,12 +148,15 @@ class Faithfulness:
 
     @property
     def ratio(self) -> float:
-        return self.circuit / self.full
+        """``F(C) / F(M)`` (NaN when ``F(M)`` is 0)."""
+        return self.circuit / self.full if self.full else float("nan")
 
     @property
     def normalised(self) -> float:
-        """``(F(C) - F(empty)) / (F(M) - F(empty))``: the share of the heads' effect kept."""
-        return (self.circuit - self.empty) / (self.full - self.empty)
+        """``(F(C) - F(empty)) / (F(M) - F(empty))``: the share of the heads' effect kept (NaN
+        when removing every head changes nothing)."""
+        gap = self.full - self.empty
+        return (self.circuit - self.empty) / gap if gap else float("nan")
 
 
 def faithfulness(evaluator: CircuitEvaluator, circuit: Collection[Head]) -> Faithfulness:

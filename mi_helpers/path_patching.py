@@ -151,6 +151,9 @@ def path_patching(model, clean: Sequence[str] | Int[Tensor, "batch pos"],
     if grid:
         senders = [[(layer, head)] for layer in range(first_receiver)
                    for head in range(model.cfg.n_heads)]
+    if not senders:
+        raise ValueError("no sender heads: the receivers are in layer 0, so nothing comes "
+                         "before them; choose later receivers")
     sender_sets = [tuple(check_heads(model, s, "sender")) for s in senders]
     for s in sender_sets:
         late = [h for h in s if h[0] >= first_receiver]

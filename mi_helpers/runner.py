@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
@@ -29,6 +29,7 @@ class RunResult:
     notebook: str
     status: str
     seconds: float
+    errors: list[str] = field(default_factory=list)  # "Name: message" of each failed cell
 
 
 def select_notebooks(only: str | None, notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
@@ -60,18 +61,20 @@ KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "langua
 
 
 def run_notebook(path: Path, out_dir: Path, model: str | None, timeout: int,
-                 write_back: bool = False) -> RunResult:
+                 write_back: bool = False, keep_going: bool = False) -> RunResult:
     """Execute one notebook; write ``out_dir/<name>.ipynb`` and ``.html`` either way.
 
     With ``write_back`` (and no ``model``), a notebook that ran cleanly is also saved
-    over its source with its new outputs: how the committed outputs are made.
+    over its source with its new outputs: how the committed outputs are made. With
+    ``keep_going``, cells after a failing cell still run and every failure is listed in
+    ``errors`` (how the tests run a notebook's code on a model its claims do not fit).
     """
     nb = nbformat.read(path, as_version=4)
     nb.metadata["kernelspec"] = KERNELSPEC
     if model:
         inject_model(nb, model)
     start, status = time.perf_counter(), "ok"
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=keep_going,
                             resources={"metadata": {"path": str(path.parent)}})
     try:
         client.execute()
@@ -79,13 +82,17 @@ def run_notebook(path: Path, out_dir: Path, model: str | None, timeout: int,
         last_line = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip().splitlines()[-1]
         status = "FAILED: " + last_line[:120]
     seconds = time.perf_counter() - start
+    errors = [f"{o.ename}: {o.evalue}" for c in nb.cells if c.cell_type == "code"
+              for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    if errors and status == "ok":
+        status = "FAILED: " + errors[0][:120]
     out_dir.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, out_dir / path.name)
     html, _ = HTMLExporter().from_notebook_node(nb)
     (out_dir / path.with_suffix(".html").name).write_text(html, encoding="utf-8")
     if write_back and not model and status == "ok":
         nbformat.write(nb, path)
-    return RunResult(path.name, status, seconds)
+    return RunResult(path.name, status, seconds, errors)
 
 
 def format_table(results: list[RunResult]) -> str:

@@ -63,6 +63,8 @@ def test_bad_input_gets_clear_errors(ioi):
     with pytest.raises(ValueError, match="not before the first receiver"):
         path_patching(model, data.tokens, abc.tokens, data.metric, [(1, 0, "q")],
                       senders=[[(2, 0)]])
+    with pytest.raises(ValueError, match="nothing comes before"):
+        path_patching(model, data.tokens, abc.tokens, data.metric, [(0, 1, "q")])
     with pytest.raises(ValueError, match="'q'\\|'k'\\|'v'"):
         path_patching(model, data.tokens, abc.tokens, data.metric, [(1, 0, "x")])
     with pytest.raises(ValueError, match="scalar"):

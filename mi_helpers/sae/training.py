@@ -310,14 +310,14 @@ def train_sae(sae: SAE, batches: Iterable[Float[Tensor, "batch d_in"]], steps: i
     bar = tqdm(range(steps), desc=f"train {sae.architecture} SAE", disable=not progress)
     for step in bar:
         x = first if step == 0 else _next_batch(batches, step)
-        out, fired = _train_step(state, x, min(1.0, (step + 1) / warm) if warm > 0 else 1.0,
-                                 step, history)
+        out = _train_step(state, x, min(1.0, (step + 1) / warm) if warm > 0 else 1.0, step,
+                          history)
         scheduler.step()
         if resample_every and step % resample_every == resample_every - 1 \
                 and step < steps - decay:
             _resample(state, x, step, history)
         if step % log_every == 0 or step == steps - 1:
-            _log(state, out, fired, step, history, bar)
+            _log(state, out, step, history, bar)
     return history
 
 
@@ -357,10 +357,10 @@ def _train_step(state: _LoopState, x: Tensor, sparsity_scale: float, step: int,
         sae.remove_parallel_decoder_grad()
     state.optimizer.step()
     sae.after_step()
-    with torch.no_grad():
-        fired = (out.latents > 0).sum(0)
-        state.steps_since_fired.add_(1).masked_fill_(fired > 0, 0)
-    return out, fired
+    with torch.no_grad():  # latents are >= 0: a max is the cheapest "did it fire"
+        fired = out.latents.amax(0) > 0
+        state.steps_since_fired.add_(1).masked_fill_(fired, 0)
+    return out
 
 
 def _restore_and_raise(state: _LoopState, out, step: int, history: TrainHistory):
@@ -384,12 +384,11 @@ def _resample(state: _LoopState, x: Tensor, step: int, history: TrainHistory) ->
         history.resampled.append((step, len(dead)))
 
 
-def _log(state: _LoopState, out, fired: Tensor, step: int, history: TrainHistory, bar
-         ) -> None:
+def _log(state: _LoopState, out, step: int, history: TrainHistory, bar) -> None:
     history.step.append(step)
     history.loss.append(out.loss.item())
     history.mse.append(out.losses["mse"].item())
-    history.l0.append(fired.sum().item() / len(out.latents))
+    history.l0.append((out.latents != 0).sum(-1).float().mean().item())
     history.dead_fraction.append(
         (state.steps_since_fired >= state.dead_after).float().mean().item())
     bar.set_postfix(loss=f"{history.loss[-1]:.4g}", l0=f"{history.l0[-1]:.3g}")

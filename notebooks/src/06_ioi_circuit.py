@@ -98,6 +98,7 @@ heatmap(to_logits.relative, "path patching to the logits: change in logit differ
 plt.show()
 order = to_logits.relative.flatten().argsort()
 direct_heads = [divmod(int(i), n_heads) for i in order[:8] if to_logits.relative.flatten()[i] < -0.1]
+direct_heads = direct_heads or [divmod(int(order[0]), n_heads)]  # at least the strongest
 print("heads whose path to the logits lowers the logit difference by > 10%:",
       {name(h): round(to_logits.relative[h].item(), 2) for h in direct_heads})
 
@@ -172,8 +173,8 @@ heatmap(to_logits_io.relative, "path patching to the logits: change in IO name s
         xlabel="head", ylabel="layer")
 plt.show()
 flat = to_logits_io.relative.flatten()
-mover_heads = [divmod(int(i), n_heads) for i in flat.argsort()[:8]
-               if flat[i] < -0.05 and divmod(int(i), n_heads) not in direct_heads]
+candidates = [divmod(int(i), n_heads) for i in flat.argsort()[:8] if divmod(int(i), n_heads) not in direct_heads]
+mover_heads = [h for h in candidates if to_logits_io.relative[h] < -0.05] or candidates[:1]
 print("further heads whose path to the logits lowers the IO name score by > 5%:",
       {name(h): round(to_logits_io.relative[h].item(), 2) for h in mover_heads})
 mover_attention = show_attention(mover_heads, "heads found in section 5")
@@ -211,22 +212,26 @@ assert all(copy_gain(h, ioi.io_ids) > 0 for h in mover_heads), "and copy them"
 # values.
 
 # %%
-upstream = {}
-first_mover_layer = min(h[0] for h in mover_heads)
-for kind in ("q", "k", "v"):
-    receivers = [(layer, head, kind) for layer, head in mover_heads]
-    at = pos["end"] if kind == "q" else None
-    upstream[kind] = path_patching(model, ioi.tokens, abc.tokens, io_score, receivers,
-                                   receiver_positions=at).relative
-fig, axes = plt.subplots(1, 3, figsize=(15, 2.8))
-for ax, (kind, values) in zip(axes, upstream.items()):
-    heatmap(values[:first_mover_layer], f"senders -> movers' {kind}", xlabel="head",
-            ylabel="layer", ax=ax)
-plt.tight_layout()
-plt.show()
-largest = {kind: values[:first_mover_layer].abs().max().item() for kind, values in upstream.items()}
-print("largest |relative change| through queries, keys, values:",
-      {k: round(v, 3) for k, v in largest.items()})
+late_movers = [h for h in mover_heads if h[0] > 0]  # heads with earlier heads to steer them
+upstream, largest = {}, {}
+if late_movers:
+    first_mover_layer = min(h[0] for h in late_movers)
+    for kind in ("q", "k", "v"):
+        receivers = [(layer, head, kind) for layer, head in late_movers]
+        at = pos["end"] if kind == "q" else None
+        upstream[kind] = path_patching(model, ioi.tokens, abc.tokens, io_score, receivers,
+                                       receiver_positions=at).relative
+    fig, axes = plt.subplots(1, 3, figsize=(15, 2.8))
+    for ax, (kind, values) in zip(axes, upstream.items()):
+        heatmap(values[:first_mover_layer], f"senders -> movers' {kind}", xlabel="head",
+                ylabel="layer", ax=ax)
+    plt.tight_layout()
+    plt.show()
+    largest = {kind: values[:first_mover_layer].abs().max().item() for kind, values in upstream.items()}
+    print("largest |relative change| through queries, keys, values:",
+          {k: round(v, 3) for k, v in largest.items()})
+else:
+    print("the heads found in section 5 are all in layer 0: no earlier head can steer them")
 
 # %% [markdown]
 # Read the numbers above for your model. In the zoo model nothing upstream changes where
@@ -236,7 +241,7 @@ print("largest |relative change| through queries, keys, values:",
 
 # %%
 if MODEL.startswith("zoo"):
-    assert largest["q"] < 0.1 and largest["k"] < 0.1, "the zoo movers' attention is not steered"
+    assert largest and largest["q"] < 0.1 and largest["k"] < 0.1, "the movers' attention is not steered"
 
 # %% [markdown]
 # ## 7. Evaluating the circuit
@@ -310,7 +315,7 @@ if MODEL in ("gpt2", "gpt2-small"):
     print("reference name movers among the 5 strongest paths to the logits:", sorted(found))
     assert len(found) >= 2
     assert all(to_logits.relative[h] > 0 for h in GPT2_SMALL_REFERENCE["negative name movers"])
-    query_path = upstream["q"].nan_to_num(0.0).flatten().argsort()[:8]
+    query_path = upstream["q"].nan_to_num(0.0).flatten().argsort()[:8] if upstream else []
     s_inhibition = {divmod(int(i), n_heads) for i in query_path} & set(GPT2_SMALL_REFERENCE["S-inhibition"])
     print("reference S-inhibition heads among the 8 strongest query paths:", sorted(s_inhibition))
     assert len(s_inhibition) >= 2
