@@ -19,7 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from mi_helpers.zoo.card import replace_between_markers  # noqa: E402
 
-BUDGETS = {"pytest": 600, "00_primer.ipynb": 30, "01_logit_lens.ipynb": 60, "02_probing.ipynb": 60}
+BUDGETS = {"pytest": 600, "00_primer.ipynb": 30, "01_logit_lens.ipynb": 60, "02_probing.ipynb": 60,
+           "03_sparse_autoencoders.ipynb": 90, "05_activation_patching.ipynb": 60,
+           "06_ioi_circuit.ipynb": 60, "07_induction_circuits.ipynb": 60}
 
 
 def timed(cmd: list[str]) -> tuple[float, str]:

@@ -13,7 +13,8 @@ called under ``torch.no_grad()``, its fastest setting; ours always runs without
 gradients. Prints the median times, the ratio ours/theirs and the largest difference
 between the two results.
 
-Usage: ``python benchmarks/patching_speed.py [--repeats 3] [--threads 1]``. On a CPU
+Usage: ``python benchmarks/patching_speed.py [--repeats 3] [--threads 1] [--write-readme]``;
+``--write-readme`` puts the table into README.md between the ``patching-benchmark`` markers. On a CPU
 shared with other jobs, ``--threads 1`` avoids thread oversubscription, which inflates
 the fixed cost of every forward pass (and so favours batching).
 """
@@ -97,16 +98,21 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=20)
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: torch's own choice)")
+    parser.add_argument("--write-readme", action="store_true",
+                        help="write the results into README.md (patching-benchmark markers)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as folder:
         model = build_model(Path(folder), n_layers=4, d_model=256, n_heads=8)
     clean, corrupted, metric = make_prompts(model, args.prompts, args.tokens)
-    print(f"model: 4 layers, d_model 256, 8 heads; {args.prompts} prompts x {args.tokens} "
-          f"tokens; {args.repeats} repeats; {os.cpu_count()} CPU cores, torch "
-          f"{torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()}")
+    setting = (f"model: 4 layers, d_model 256, 8 heads; {args.prompts} prompts x {args.tokens} "
+               f"tokens; {args.repeats} repeats; {os.cpu_count()} CPU cores, torch "
+               f"{torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()}")
+    print(setting)
     print(f"{'sweep':<22}{'ours (s)':>10}{'theirs (s)':>12}{'ours/theirs':>13}{'max |diff|':>12}")
+    rows = ["| sweep | ours (s) | transformer_lens.patching (s) | ours / theirs | max abs diff |",
+            "|---|---|---|---|---|"]
     for per_position, label in ((False, "head out, all pos"), (True, "head out, by pos")):
         times = {"ours": [], "theirs": []}
         for _ in range(args.repeats):  # alternate, so a busy machine slows both alike
@@ -117,6 +123,15 @@ def main() -> None:
         ours_s, theirs_s = statistics.median(times["ours"]), statistics.median(times["theirs"])
         diff = (v_ours - v_theirs).abs().max().item()
         print(f"{label:<22}{ours_s:>10.2f}{theirs_s:>12.2f}{ours_s / theirs_s:>13.2f}{diff:>12.1e}")
+        rows.append(f"| {label} | {ours_s:.2f} | {theirs_s:.2f} | {ours_s / theirs_s:.2f} | "
+                    f"{diff:.1e} |")
+    if args.write_readme:
+        from mi_helpers.zoo.card import replace_between_markers
+
+        body = "\n".join(rows) + (f"\n\n{setting}. Measured by `python "
+                                  f"benchmarks/patching_speed.py {' '.join(sys.argv[1:])}`.")
+        readme = ROOT / "README.md"
+        readme.write_text(replace_between_markers(readme.read_text(), "patching-benchmark", body))
 
 
 if __name__ == "__main__":
