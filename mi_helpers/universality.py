@@ -143,3 +143,24 @@ def neuron_hooks(model, layers: Sequence[int] | None = None) -> list[str]:
     """The MLP neuron hooks (``mlp.hook_post``) of the given layers (default: all)."""
     layers = range(model.cfg.n_layers) if layers is None else layers
     return [MLP_POST_HOOK.format(layer=layer) for layer in layers]
+
+
+def latent_centroids(latents_a: Float[Tensor, "n unit"], resid_b: Float[Tensor, "n d_model_b"]
+                     ) -> Float[Tensor, "unit d_model_b"]:
+    """Where each unit of A fires in B's residual space: B's centred residual, weighted by
+    the unit's activation, averaged over tokens (zero for a unit that never fires).
+
+    Compare it with B's matched decoder direction: unlike a linear map between the two
+    residual streams, it needs no global alignment, only the shared tokens.
+    """
+    centred = resid_b.double() - resid_b.double().mean(0)
+    weights = latents_a.double().clamp_min(0)
+    return ((weights.T @ centred) / weights.sum(0).clamp_min(1e-12)[:, None]).float()
+
+
+def map_quality(resid_a: Float[Tensor, "n d_model_a"], resid_b: Float[Tensor, "n d_model_b"],
+                mapping: Float[Tensor, "d_model_a d_model_b"]) -> float:
+    """R^2 of predicting B's centred residual from A's with ``mapping``."""
+    a = resid_a.double() - resid_a.double().mean(0)
+    b = resid_b.double() - resid_b.double().mean(0)
+    return (1 - ((a @ mapping.double() - b) ** 2).sum() / (b ** 2).sum()).item()

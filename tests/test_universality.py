@@ -60,3 +60,13 @@ def test_tokenizers_must_match(tiny_model):
     other = SimpleNamespace(tokenizer=SimpleNamespace(get_vocab=lambda: {"a": 0, "b": 1}))
     with pytest.raises(ValueError, match="different tokenizers"):
         shared_activations(zoo, other, torch.zeros(1, 3, dtype=torch.long), "blocks.0.hook_resid_post")
+
+
+def test_latent_centroids_and_map_quality():
+    from mi_helpers.universality import latent_centroids, map_quality
+    resid = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
+    latents = torch.tensor([[2.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
+    cent = latent_centroids(latents, resid)
+    assert torch.allclose(cent[0], torch.tensor([1.0, 0.0])) and (cent[1] == 0).all()
+    assert map_quality(resid, resid, torch.eye(2)) == pytest.approx(1.0)
+    assert map_quality(resid, resid, torch.zeros(2, 2)) == pytest.approx(0.0)
