@@ -9,15 +9,18 @@ dead-latent bookkeeping) does five matrix products of ``B x d_in x d_sae`` each:
   latents) and ``x.T @ grad_pre`` (for ``W_enc``); ``x`` needs no gradient.
 
 So a step costs ``10 * B * d_in * d_sae`` FLOPs (the "6 N" rule of thumb counts a
-gradient for the input too). The baseline runs exactly those five ``torch.mm`` calls,
-with the same shapes and memory layouts, on preallocated tensors. Since both count the
+gradient for the input too; a gated SAE does more products than these five, so its
+ratio understates it). The baseline runs exactly those five ``torch.mm`` calls with the
+same shapes and memory layouts: as plain calls, and writing into preallocated outputs
+(stricter: a CPU pays page faults for every large fresh tensor). Since both count the
 same FLOPs, the ratio of FLOP/s is ``time(five matmuls) / time(one step)``: the fraction
 of the step spent doing useful matrix arithmetic. Everything else (ReLU / TopK, the
 loss terms, Adam, bookkeeping) is overhead.
 
 Usage: ``python benchmarks/sae_throughput.py [--batch 4096] [--d-in 512] [--d-sae 4096]
-[--arch relu topk ...] [--threads 1] [--repeats 5]``. Timings are medians over repeats;
-on a machine shared with other jobs they are noisy, so compare ratios, not seconds.
+[--arch relu topk ...] [--threads 1] [--repeats 5]``. The baseline and the steps take
+turns within each repeat, and the printed ratio is the median of the per-repeat ratios;
+on a machine shared with other jobs the seconds are noisy, the ratios less so.
 """
 
 from __future__ import annotations
@@ -42,32 +45,39 @@ ARCH_KWARGS = {"relu": {}, "topk": {"k": 32}, "jumprelu": {}, "gated": {},
                "matryoshka": {"k": 32}}
 
 
-def median_time(fn, steps: int, repeats: int) -> float:
-    """Median over ``repeats`` of the mean time of ``steps`` calls (after one warm-up)."""
-    fn()
-    times = []
+def interleaved_times(fns: dict, steps: int, repeats: int) -> dict[str, list[float]]:
+    """Per repeat, the mean time of ``steps`` calls of each function, the functions taking
+    turns within each repeat so that a noisy neighbour slows them alike."""
+    for fn in fns.values():
+        fn()  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(steps):
-            fn()
-        times.append((time.perf_counter() - start) / steps)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            times[name].append((time.perf_counter() - start) / steps)
+    return times
 
 
-def matmul_baseline(batch: int, d_in: int, d_sae: int):
-    """The five products of one step, on preallocated tensors with the step's layouts."""
+def matmul_baseline(batch: int, d_in: int, d_sae: int, preallocated: bool):
+    """The five products of one step, with the step's shapes and layouts: plain
+    ``torch.mm`` calls (each allocating its output, as in the step), or writing into
+    preallocated outputs (no allocation: a stricter baseline)."""
     x, grad_out = torch.randn(batch, d_in), torch.randn(batch, d_in)
     latents, grad_pre = torch.randn(batch, d_sae), torch.randn(batch, d_sae)
     W_enc, W_dec = torch.randn(d_in, d_sae), torch.randn(d_sae, d_in)
     out_bs, out_bd = torch.empty(batch, d_sae), torch.empty(batch, d_in)
     out_sd, out_ds = torch.empty(d_sae, d_in), torch.empty(d_in, d_sae)
+    products = [(x, W_enc, out_bs),                # forward: encoder
+                (latents, W_dec, out_bd),          # forward: decoder
+                (latents.T, grad_out, out_sd),     # backward: grad W_dec
+                (grad_out, W_dec.T, out_bs),       # backward: grad latents
+                (x.T, grad_pre, out_ds)]           # backward: grad W_enc
 
     def run():
-        torch.mm(x, W_enc, out=out_bs)                # forward: encoder
-        torch.mm(latents, W_dec, out=out_bd)          # forward: decoder
-        torch.mm(latents.T, grad_out, out=out_sd)     # backward: grad W_dec
-        torch.mm(grad_out, W_dec.T, out=out_bs)       # backward: grad latents
-        torch.mm(x.T, grad_pre, out=out_ds)           # backward: grad W_enc
+        for a, b, out in products:
+            torch.mm(a, b, out=out) if preallocated else torch.mm(a, b)
     return run
 
 
@@ -100,13 +110,21 @@ def main() -> None:
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
           f"{args.threads} thread(s); batch {B}, d_in {D}, d_sae {S}; "
           f"{flops / 1e9:.1f} GFLOP per step")
-    matmul = median_time(matmul_baseline(B, D, S), args.steps, args.repeats)
-    print(f"{'5 x torch.mm':>14}: {matmul * 1e3:8.1f} ms  {flops / matmul / 1e9:7.1f} GFLOP/s")
-    for arch in args.arch:
-        step = median_time(sae_step(arch, B, D, S), args.steps, args.repeats)
-        print(f"{arch + ' step':>14}: {step * 1e3:8.1f} ms  {flops / step / 1e9:7.1f} GFLOP/s"
-              f"  ratio {matmul / step:.2f}")
-
+    fns = {"5 x torch.mm": matmul_baseline(B, D, S, preallocated=False),
+           "5 x mm(out=)": matmul_baseline(B, D, S, preallocated=True)}
+    fns.update({f"{arch} step": sae_step(arch, B, D, S) for arch in args.arch})
+    times = interleaved_times(fns, args.steps, args.repeats)
+    baselines = {name: times.pop(name) for name in ("5 x torch.mm", "5 x mm(out=)")}
+    for name, step in {**baselines, **times}.items():
+        line = (f"{name:>16}: {statistics.median(step) * 1e3:8.1f} ms "
+                f"{flops / statistics.median(step) / 1e9:7.1f} GFLOP/s")
+        if name in times:  # ratios within each repeat (same neighbours), then the median
+            for label, base in (("vs torch.mm", baselines["5 x torch.mm"]),
+                                ("vs mm(out=)", baselines["5 x mm(out=)"])):
+                ratios = [b / s for b, s in zip(base, step)]
+                line += (f"  ratio {label} {statistics.median(ratios):.2f} "
+                         f"({min(ratios):.2f}-{max(ratios):.2f})")
+        print(line)
 
 if __name__ == "__main__":
     main()

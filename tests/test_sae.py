@@ -9,6 +9,7 @@ from mi_helpers.sae import (SAE_CLASSES, ActivationBuffer, NonFiniteLossError, S
                             ToyFeatures, build_sae, ce_loss_recovered, dead_fraction,
                             dense_fraction, feature_density, fvu, init_b_dec, l0, load_sae,
                             mmcs, resample_dead_latents, sae_metrics, save_sae, train_sae)
+from mi_helpers.sae.io import SAES_DIR
 from mi_helpers.text import corpus_sentences, token_chunks
 
 D_IN, D_SAE = 8, 16
@@ -365,3 +366,14 @@ def test_saes_recover_planted_features(arch, kwargs):
     train_sae(sae, toy.batches(1024), steps=1000, lr=3e-3, progress=False)
     score = mmcs(sae.W_dec.detach(), toy.directions).item()
     assert score >= 0.95, score
+
+
+# ---- the committed zoo SAEs ---------------------------------------------------------------
+
+@pytest.mark.parametrize("name, min_recovered", [("topk-k16", 0.9), ("relu-l1", 0.8)])
+def test_committed_zoo_saes_load_and_reconstruct(zoo, name, min_recovered):
+    sae = load_sae(SAES_DIR / "zoo-2l" / name)
+    assert (sae.cfg.hook_name, sae.cfg.d_in, sae.cfg.d_sae) == (HOOK, zoo.cfg.d_model, 512)
+    tokens = token_chunks(zoo, corpus_sentences(150, seed=1), 64)[:16]
+    result = ce_loss_recovered(zoo, sae, tokens)
+    assert result["ce_recovered"] >= min_recovered, result

@@ -14,11 +14,14 @@ thresholds), :mod:`.gated`, :mod:`.matryoshka` — chosen by name through ``SAE_
 
 :mod:`.toy` plants known features in superposition, to check that training finds them
 (:func:`mmcs`).
+
+Axes, besides the package's (``batch``, ``d_sae``, ...): ``d_in`` is the width of the
+activations an SAE reads (``d_model`` for the residual stream, as SAELens names it).
 """
 
 from .base import ARCHITECTURES, SAE, SAEConfig, SAEOutput
 from .gated import GatedSAE
-from .io import load_sae, save_sae
+from .io import SAES_DIR, load_sae, save_sae
 from .jumprelu import JumpReLUSAE
 from .matryoshka import MatryoshkaSAE
 from .metrics import (ce_loss_recovered, dead_fraction, dense_fraction, feature_density, fvu,
@@ -36,5 +39,5 @@ __all__ = [
     "ActivationBuffer", "train_sae", "TrainHistory", "NonFiniteLossError",
     "geometric_median", "init_b_dec", "resample_dead_latents",
     "l0", "fvu", "feature_density", "dead_fraction", "dense_fraction", "sae_metrics",
-    "ce_loss_recovered", "save_sae", "load_sae", "ToyFeatures", "mmcs",
+    "ce_loss_recovered", "save_sae", "load_sae", "SAES_DIR", "ToyFeatures", "mmcs",
 ]

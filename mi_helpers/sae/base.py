@@ -156,6 +156,7 @@ class SAE(nn.Module):
     architecture: str = ""
     unit_norm_decoder: bool = True
     has_b_enc: bool = True
+    latent_biases: tuple[str, ...] = ("b_enc",)  # per-latent vectors, zeroed on re-init
 
     def __init__(self, cfg: SAEConfig):
         super().__init__()
@@ -172,7 +173,8 @@ class SAE(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Random decoder rows of norm 0.1, the encoder their transpose (a common init)."""
+        """Random decoder rows of norm 0.1 (1 with the unit-norm constraint), the encoder
+        their transpose (a common, well-behaved start)."""
         with torch.no_grad():
             nn.init.kaiming_uniform_(self.W_dec, a=math.sqrt(5))
             self.W_dec.mul_(0.1 / self.W_dec.norm(dim=1, keepdim=True))
@@ -181,12 +183,13 @@ class SAE(nn.Module):
             self.W_enc.copy_(self.W_dec.T)
 
     # ---- checks -------------------------------------------------------------------------
-    def check_input(self, x: Tensor) -> None:
-        """Raise a clear ``ValueError`` when ``x``'s last axis is not ``d_in``."""
+    def check_input(self, x: Tensor) -> Tensor:
+        """``x`` in the SAE's dtype; a clear ``ValueError`` if its last axis is not ``d_in``."""
         if x.ndim == 0 or x.shape[-1] != self.cfg.d_in:
             width = x.shape[-1] if x.ndim else "none (a scalar)"
             raise ValueError(f"activations have width {width} (shape {tuple(x.shape)}) but "
                              f"this SAE has d_in={self.cfg.d_in}; is it the right hook?")
+        return x.to(self.W_enc.dtype)
 
     # ---- the model ----------------------------------------------------------------------
     def centred(self, x: Float[Tensor, "batch d_in"]) -> Float[Tensor, "batch d_in"]:
@@ -211,7 +214,7 @@ class SAE(nn.Module):
 
     def encode(self, x: Float[Tensor, "... d_in"]) -> Float[Tensor, "... d_sae"]:
         """The sparse code of ``x`` (any leading axes)."""
-        self.check_input(x)
+        x = self.check_input(x)
         latents, _ = self.encode_with_extras(x.reshape(-1, self.cfg.d_in))  # batch d_sae
         return latents.reshape(*x.shape[:-1], self.cfg.d_sae)
 
@@ -235,7 +238,7 @@ class SAE(nn.Module):
         Returns:
             An :class:`SAEOutput`: reconstruction, latents and named losses.
         """
-        self.check_input(x)
+        x = self.check_input(x)
         latents, extras = self.encode_with_extras(x)
         reconstruction = self.decode(latents)
         losses = {"mse": squared_error(reconstruction, x)}
@@ -264,8 +267,6 @@ class SAE(nn.Module):
             self.normalize_decoder()
 
     # ---- per-latent parameters ----------------------------------------------------------
-    latent_biases: tuple[str, ...] = ("b_enc",)  # per-latent vectors reset to 0 on re-init
-
     def latent_axes(self) -> dict[str, int]:
         """Each parameter with one slice per latent, and the axis of that slice."""
         return {"W_enc": 1, "W_dec": 0, **{name: 0 for name in self.latent_biases}}

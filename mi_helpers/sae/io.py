@@ -16,6 +16,9 @@ outputs). Architecture names differ in one place: our ``relu`` is SAELens's
 ``"standard"``; a ``matryoshka`` SAE is saved as ``"topk"`` (what it is at inference).
 Our full config rides along in ``metadata["mi_helpers"]``, so :func:`load_sae` gets the
 exact SAE back; it also reads folders written by SAELens (standard, topk, jumprelu, gated).
+
+The curriculum's own SAEs live under ``SAES_DIR`` (``data/saes/<model>/<name>/``), e.g.
+``load_sae(SAES_DIR / "zoo-2l" / "topk-k16")``; ``benchmarks/train_zoo_saes.py`` makes them.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from torch import Tensor
 from .base import SAE, SAEConfig
 from .registry import build_sae
 
+SAES_DIR = Path(__file__).resolve().parents[2] / "data" / "saes"  # the committed SAEs
 CFG_FILENAME = "cfg.json"
 WEIGHTS_FILENAME = "sae_weights.safetensors"
 SPARSITY_FILENAME = "sparsity.safetensors"

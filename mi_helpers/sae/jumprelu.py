@@ -21,8 +21,10 @@ from torch import Tensor, nn
 from .base import SAE
 
 
-def _rectangle(z: Tensor) -> Tensor:
-    return ((z > -0.5) & (z < 0.5)).to(z.dtype)
+def _in_window(pre: Tensor, threshold: Tensor, bandwidth: float) -> Tensor:
+    """The rectangle kernel ``K((pre - threshold) / bandwidth)``: 1 within half a
+    bandwidth of the threshold, else 0 (as ``pre``'s dtype)."""
+    return ((pre - threshold).abs_() < bandwidth / 2).to(pre.dtype)
 
 
 class _JumpReLU(torch.autograd.Function):
@@ -39,9 +41,9 @@ class _JumpReLU(torch.autograd.Function):
         pre, threshold = ctx.saved_tensors
         eps = ctx.bandwidth
         grad_pre = grad * (pre > threshold)
-        kernel = _rectangle((pre - threshold) / eps)
-        grad_threshold = (grad * -(threshold / eps) * kernel).sum(0)
-        return grad_pre, grad_threshold, None
+        # d/dthreshold of pre * H(pre - threshold) ~ -(threshold / eps) K(...)
+        near = (grad * _in_window(pre, threshold, eps)).sum(0)
+        return grad_pre, -(threshold / eps) * near, None
 
 
 class _Step(torch.autograd.Function):
@@ -57,8 +59,9 @@ class _Step(torch.autograd.Function):
     def backward(ctx, grad):
         pre, threshold = ctx.saved_tensors
         eps = ctx.bandwidth
-        grad_threshold = (grad * -(1.0 / eps) * _rectangle((pre - threshold) / eps)).sum(0)
-        return None, grad_threshold, None
+        # d/dthreshold of H(pre - threshold) ~ -(1 / eps) K(...)
+        near = (grad * _in_window(pre, threshold, eps)).sum(0)
+        return None, -near / eps, None
 
 
 class JumpReLUSAE(SAE):

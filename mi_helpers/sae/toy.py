@@ -6,7 +6,10 @@ unit directions live in ``d < n_features`` dimensions, so they cannot be orthogo
 Each input switches on a few of them (each with probability ``p_fire``) with random
 magnitudes::
 
-    x = sum_i  fire_i * magnitude_i * direction_i                  [batch d]
+    x = sum_i  fire_i * magnitude_i * direction_i                  [batch d_in]
+
+(axes: ``feature`` = one of the ``n_features`` true features, ``d_in`` = ``d``, the
+width of the activations an SAE will read).
 
 An SAE trained on ``x`` should learn one decoder row per true direction. The **mean max
 cosine similarity** (:func:`mmcs`) scores that: for each true direction, the best cosine
@@ -64,14 +67,14 @@ class ToyFeatures:
                              f"{self.magnitude}")
         gen = torch.Generator().manual_seed(self.seed)
         directions = torch.randn(self.n_features, self.d, generator=gen)
-        self.directions: Float[Tensor, "n_features d"] = directions / directions.norm(
+        self.directions: Float[Tensor, "feature d_in"] = directions / directions.norm(
             dim=1, keepdim=True)
         self._generator = gen
         # P(z > cut) = p_fire for z ~ N(0, 1).
         self._cut = math.sqrt(2) * torch.erfinv(torch.tensor(1 - 2 * self.p_fire)).item()
 
     def sample_coefficients(self, batch: int, generator: torch.Generator | None = None
-                            ) -> Float[Tensor, "batch n_features"]:
+                            ) -> Float[Tensor, "batch feature"]:
         """Each feature's coefficient per input: 0 when off, a magnitude when on."""
         gen = self._generator if generator is None else generator
         noise = torch.randn(batch, self.n_features, generator=gen)
@@ -86,18 +89,18 @@ class ToyFeatures:
         return torch.where(noise > self._cut, sizes, torch.zeros(()))
 
     def sample(self, batch: int, generator: torch.Generator | None = None
-               ) -> tuple[Float[Tensor, "batch d"], Float[Tensor, "batch n_features"]]:
+               ) -> tuple[Float[Tensor, "batch d_in"], Float[Tensor, "batch feature"]]:
         """A batch of activations and the coefficients that made them."""
         coefficients = self.sample_coefficients(batch, generator)
         return coefficients @ self.directions, coefficients
 
     def batches(self, batch: int):
-        """An endless iterator of activation batches ``[batch d]`` (for ``train_sae``)."""
+        """An endless iterator of activation batches ``[batch d_in]`` (for ``train_sae``)."""
         while True:
             yield self.sample(batch)[0]
 
 
-def mmcs(learned_dirs: Float[Tensor, "d_sae d"], true_dirs: Float[Tensor, "n_features d"]
+def mmcs(learned_dirs: Float[Tensor, "d_sae d_in"], true_dirs: Float[Tensor, "feature d_in"]
          ) -> Float[Tensor, ""]:
     """Mean over true directions of the max cosine similarity with any learned direction.
 

@@ -46,16 +46,16 @@ class ActivationBuffer:
     """Endless shuffled batches of activations ``[batch_size d_in]``.
 
     Build one with :meth:`from_model` or :meth:`from_tensor`; iterate it (or call
-    ``next``) for batches. ``chunks`` is any iterator of ``[n d_in]`` activation blocks.
+    ``next``) for batches. ``chunks`` is any iterator of ``[batch d_in]`` activation blocks.
 
     Args:
-        chunks: an endless iterator of activation blocks, shape ``[n d_in]``.
+        chunks: an endless iterator of activation blocks, shape ``[batch d_in]``.
         batch_size: rows per batch.
         buffer_size: rows gathered (then shuffled) before batches are served.
         seed: seeds the shuffling.
     """
 
-    def __init__(self, chunks: Iterator[Float[Tensor, "n d_in"]], batch_size: int,
+    def __init__(self, chunks: Iterator[Float[Tensor, "batch d_in"]], batch_size: int,
                  buffer_size: int, seed: int = 0):
         if batch_size < 1 or buffer_size < batch_size:
             raise ValueError(f"need 1 <= batch_size <= buffer_size, got batch_size="
