@@ -1,0 +1,206 @@
+# %% [markdown]
+# # 03 · Discovering features: sparse autoencoders
+#
+# A model can represent more features than it has dimensions by storing them in
+# **superposition**: almost-orthogonal directions, each used rarely. A sparse
+# autoencoder (SAE) tries to undo this: it rewrites an activation $h$ as a sparse,
+# non-negative combination of many learned directions,
+#
+# $$\hat h = W_\text{dec}\, f(h) + b_\text{dec}, \qquad f(h) = \sigma(W_\text{enc}(h - b_\text{dec}) + b_\text{enc}),$$
+#
+# trained on $\lVert h - \hat h\rVert^2$ plus a sparsity penalty. The architectures
+# differ in how they get sparsity: **ReLU + L1** ($\lambda \lVert f \rVert_1$, weighted
+# by decoder norms), **TopK** (keep the $k$ largest), **JumpReLU** (a learned threshold
+# per latent, an L0 penalty), **Gated** (one path decides *whether* a latent fires,
+# another *how much*), and **Matryoshka** (every prefix of the dictionary must
+# reconstruct on its own, so general features come first).
+#
+# Two numbers describe an SAE: **sparsity** (L0, the mean number of active latents) and
+# **fidelity**: the fraction of variance unexplained (FVU) and the cross-entropy loss
+# recovered when the reconstruction replaces the activation inside the model (0 = as
+# bad as zeroing it, 1 = as good as the original).
+#
+# **What we expect to see** (asserted below):
+# 1. on a toy dataset with known features in superposition, a TopK SAE and a ReLU SAE
+#    each recover the true directions (mean max cosine similarity, MMCS ≥ 0.95);
+# 2. on the zoo model, sparsity and fidelity trade off: the sparser the SAE, the worse
+#    its reconstruction (FVU rises as L0 falls along each sweep);
+# 3. the committed TopK SAE (`data/saes/`, trained longer by a script) recovers at least
+#    90% of the cross-entropy loss, and reloading it gives identical outputs.
+
+# %% tags=["parameters"]
+MODEL = "zoo-2l"  # any zoo model offline, or a hub model such as "gpt2-small" on Colab
+
+# %%
+# Colab set-up: install the project's helpers there; elsewhere this does nothing.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    REPO = "https://github.com/mi-roadmap/mi-roadmap"  # change if you use a fork
+    subprocess.run(["git", "clone", "--depth=1", REPO, "/content/mi-roadmap"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/mi-roadmap"], check=True)
+    sys.path.insert(0, "/content/mi-roadmap")
+
+# %%
+import tempfile
+
+import matplotlib.pyplot as plt
+import torch
+
+from mi_helpers import load_model
+from mi_helpers.sae import (SAES_DIR, ActivationBuffer, ToyFeatures, build_sae,
+                            ce_loss_recovered, load_sae, mmcs, sae_metrics, save_sae, train_sae)
+from mi_helpers.text import corpus_sentences, token_chunks
+from mi_helpers.universality import unit_activations
+
+torch.manual_seed(0)
+model = load_model(MODEL)
+HOOK = f"blocks.{model.cfg.n_layers // 2 - 1}.hook_resid_post"  # the middle of the model
+D_IN = model.cfg.d_model
+print(f"{MODEL}: SAEs read {HOOK} (width {D_IN})")
+
+# %% [markdown]
+# ## 1. Ground truth first: a toy model of superposition
+# 128 known unit directions in 32 dimensions; each input switches on about 4 of them
+# with random magnitudes. Can an SAE find the 128 directions from the inputs alone?
+
+# %%
+toy = ToyFeatures(n_features=128, d=32, p_fire=0.03, seed=0)
+toy_results = {}
+for arch, settings in {"topk": {"k": 4}, "relu": {"l1_coefficient": 1.0}}.items():
+    sae = build_sae(d_in=32, d_sae=256, architecture=arch, **settings)
+    train_sae(sae, toy.batches(1024), steps=800, lr=3e-3, progress=False, seed=0)
+    toy_results[arch] = mmcs(sae.W_dec.detach(), toy.directions).item()
+    print(f"{arch:>5}: MMCS {toy_results[arch]:.3f} (1 = every true direction found exactly)")
+
+# %%
+assert all(v >= 0.95 for v in toy_results.values()), "the SAEs should recover the true features"
+
+# %% [markdown]
+# ## 2. Activations of the real model
+# We collect the activations once (BOS positions left out: their norm is an outlier)
+# and train every SAE on the same shuffled tensor.
+
+# %%
+train_tokens = token_chunks(model, corpus_sentences(4000, seed=0), 64)
+eval_tokens = token_chunks(model, corpus_sentences(1000, seed=1), 64)
+train_acts = unit_activations(model, train_tokens, HOOK)
+eval_acts = unit_activations(model, eval_tokens, HOOK)
+print(f"{len(train_acts):,} training and {len(eval_acts):,} evaluation activations")
+
+# %% [markdown]
+# ## 3. Five architectures, one sparsity–fidelity frontier
+# Each architecture is trained with a few sparsity settings (short runs: 400 steps of
+# 1024 activations, 256 latents), then scored on held-out text.
+
+# %%
+STEPS = 400
+SWEEPS = {
+    "topk": [{"k": k} for k in (2, 4, 8, 16)],
+    "relu": [{"l1_coefficient": c} for c in (0.1, 0.3, 1.0)],
+    "jumprelu": [{"l0_coefficient": c, "jumprelu_init_threshold": 0.1, "jumprelu_bandwidth": 0.05}
+                 for c in (0.01, 0.03)],
+    "gated": [{"l1_coefficient": c} for c in (0.3, 1.0)],
+    "matryoshka": [{"k": 8, "matryoshka_widths": [32, 128, 256]}],
+}
+rows = []
+for arch, settings_list in SWEEPS.items():
+    for settings in settings_list:
+        sae = build_sae(d_in=D_IN, d_sae=256, architecture=arch, hook_name=HOOK, **settings)
+        train_sae(sae, ActivationBuffer.from_tensor(train_acts, batch_size=1024, seed=0),
+                  steps=STEPS, lr=3e-3, progress=False, seed=0)
+        metrics = sae_metrics(sae, eval_acts)
+        ce = ce_loss_recovered(model, sae, eval_tokens[:32])
+        rows.append({"arch": arch, "settings": settings, "sae": sae, "l0": metrics["l0"],
+                     "fvu": metrics["fvu"], "ce_recovered": ce["ce_recovered"],
+                     "dead": metrics["dead_fraction"], "density": metrics["density"]})
+print(f"{'architecture':>12} {'setting':>28} {'L0':>6} {'FVU':>6} {'CE rec.':>8} {'dead':>6}")
+for r in rows:
+    setting = ", ".join(f"{k}={v}" for k, v in r["settings"].items() if k in ("k", "l1_coefficient", "l0_coefficient"))
+    print(f"{r['arch']:>12} {setting[:28]:>28} {r['l0']:6.1f} {r['fvu']:6.3f} "
+          f"{r['ce_recovered']:8.1%} {r['dead']:6.1%}")
+
+# %%
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
+for arch in SWEEPS:
+    chosen = sorted((r for r in rows if r["arch"] == arch), key=lambda r: r["l0"])
+    l0 = [r["l0"] for r in chosen]
+    ax1.plot(l0, [r["fvu"] for r in chosen], "o-", label=arch)
+    ax2.plot(l0, [r["ce_recovered"] for r in chosen], "o-", label=arch)
+for ax, label in ((ax1, "fraction of variance unexplained"), (ax2, "CE loss recovered")):
+    ax.set_xscale("log")
+    ax.set_xlabel("L0 (active latents per token)")
+    ax.set_ylabel(label)
+ax1.set_yscale("log")
+ax1.legend()
+ax1.set_title("sparsity vs reconstruction")
+ax2.set_title("sparsity vs downstream loss")
+plt.tight_layout()
+plt.show()
+
+# %%
+for arch in ("topk", "relu"):
+    chosen = sorted((r for r in rows if r["arch"] == arch), key=lambda r: r["l0"])
+    fvus = [r["fvu"] for r in chosen]
+    assert all(a > b for a, b in zip(fvus, fvus[1:])), f"{arch}: sparser should reconstruct worse"
+
+# %% [markdown]
+# ## 4. Dead and dense latents
+# A latent that never fires wastes capacity; one that fires on most tokens is hardly a
+# feature. The density histogram (fraction of tokens each latent fires on, log scale)
+# shows both tails.
+
+# %%
+fig, ax = plt.subplots(figsize=(7, 3))
+for r in rows:
+    if r["arch"] in ("topk", "relu") and r["settings"] in ({"k": 8}, {"l1_coefficient": 0.3}):
+        density = r["density"]
+        ax.hist(torch.log10(density[density > 0]).numpy(), bins=40, histtype="step",
+                label=f"{r['arch']} {r['settings']}: {r['dead']:.0%} dead")
+ax.set_xlabel("log10(fraction of tokens the latent fires on)")
+ax.set_ylabel("latents")
+ax.legend(fontsize=8)
+plt.show()
+
+# %% [markdown]
+# ## 5. The committed SAEs
+# Longer training (3,000 steps of 2,048 activations, 512 latents) by
+# `benchmarks/train_zoo_saes.py`, saved in the SAELens folder layout (`cfg.json` +
+# `sae_weights.safetensors`). Notebook 04 builds dashboards from them.
+
+# %%
+if MODEL == "zoo-2l":
+    committed = {name: load_sae(SAES_DIR / MODEL / name) for name in ("topk-k16", "relu-l1")}
+    for name, sae in committed.items():
+        m = sae_metrics(sae, eval_acts)
+        ce = ce_loss_recovered(model, sae, eval_tokens[:64])
+        committed[name] = (sae, m, ce)
+        print(f"{name:>9}: L0 {m['l0']:.1f}, FVU {m['fvu']:.4f}, CE loss recovered "
+              f"{ce['ce_recovered']:.1%} (clean {ce['ce_clean']:.3f}, with SAE {ce['ce_sae']:.3f}, "
+              f"zeroed {ce['ce_zero']:.3f} nats)")
+    topk_sae = committed["topk-k16"][0]
+    with tempfile.TemporaryDirectory() as folder:
+        save_sae(topk_sae, folder)
+        again = load_sae(folder)
+    same = torch.equal(again.reconstruct(eval_acts[:256]), topk_sae.reconstruct(eval_acts[:256]))
+    print("save -> load gives identical reconstructions:", same)
+else:
+    print(f"the committed SAEs are for zoo-2l; for {MODEL} train one as in section 3")
+
+# %%
+if MODEL == "zoo-2l":
+    assert committed["topk-k16"][2]["ce_recovered"] >= 0.9
+    assert same
+
+# %% [markdown]
+# ## Summary
+# * On toy data with known features, SAEs recover the true directions: the method works
+#   when its assumptions (sparse, linear features) hold.
+# * On a real model there is no ground truth, so SAEs are judged by the trade-off
+#   between sparsity (L0) and fidelity (FVU, loss recovered); compare architectures at
+#   equal L0, never a single number.
+# * Dead latents and very dense latents are the usual failure modes; the trainer tracks
+#   and resamples dead latents.
+# * Notebook 04 opens the latents up: what does each one respond to, and can it be named?
