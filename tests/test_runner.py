@@ -42,9 +42,12 @@ def test_inject_needs_a_parameters_cell():
     ("00_primer.ipynb", "best induction head:"),
     ("01_logit_lens.ipynb", "KL raw"),
     ("02_probing.ipynb", "after projecting out random directions"),
+    ("03_sparse_autoencoders.ipynb", "the committed SAEs are for zoo-2l"),
+    ("04_feature_dashboards.ipynb", "by this explainer and score"),
     ("05_activation_patching.ipynb", "cosine similarity of the tracing"),
     ("06_ioi_circuit.ipynb", "the reference check is skipped"),
     ("07_induction_circuits.ipynb", "induction heads' k: score"),
+    ("09_universality.ipynb", "random latents > 0.9"),
 ])
 def test_notebooks_run_on_a_gpt2_architecture_model(tiny_model_dir, tmp_path, notebook, reached):
     """The hub code path (``MODEL = "gpt2-small"`` on Colab), on a locally built random
