@@ -102,14 +102,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=3, help="steps per timed repeat")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--write-readme", action="store_true",
+                        help="write the results into README.md (sae-throughput markers)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     B, D, S = args.batch, args.d_in, args.d_sae
     flops = 10 * B * D * S
-    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-          f"{args.threads} thread(s); batch {B}, d_in {D}, d_sae {S}; "
-          f"{flops / 1e9:.1f} GFLOP per step")
+    setting = (f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+               f"{args.threads} thread(s); batch {B}, d_in {D}, d_sae {S}; "
+               f"{flops / 1e9:.1f} GFLOP per step")
+    print(setting)
+    lines = []
     fns = {"5 x torch.mm": matmul_baseline(B, D, S, preallocated=False),
            "5 x mm(out=)": matmul_baseline(B, D, S, preallocated=True)}
     fns.update({f"{arch} step": sae_step(arch, B, D, S) for arch in args.arch})
@@ -125,6 +129,16 @@ def main() -> None:
                 line += (f"  ratio {label} {statistics.median(ratios):.2f} "
                          f"({min(ratios):.2f}-{max(ratios):.2f})")
         print(line)
+        lines.append(line)
+    if args.write_readme:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from mi_helpers.zoo.card import replace_between_markers
+
+        readme = Path(__file__).resolve().parent.parent / "README.md"
+        body = ("```\n" + setting + "\n" + "\n".join(lines) + "\n```\n\nMeasured by `python "
+                f"benchmarks/sae_throughput.py {' '.join(sys.argv[1:])}`.")
+        readme.write_text(replace_between_markers(readme.read_text(), "sae-throughput", body))
+
 
 if __name__ == "__main__":
     main()
