@@ -20,7 +20,8 @@ sys.path.insert(0, str(ROOT))
 from mi_helpers.zoo.card import replace_between_markers  # noqa: E402
 
 BUDGETS = {"pytest": 600, "00_primer.ipynb": 30, "01_logit_lens.ipynb": 60, "02_probing.ipynb": 60,
-           "03_sparse_autoencoders.ipynb": 90, "05_activation_patching.ipynb": 60,
+           "03_sparse_autoencoders.ipynb": 90, "04_feature_dashboards.ipynb": 60,
+           "05_activation_patching.ipynb": 60, "09_universality.ipynb": 60,
            "06_ioi_circuit.ipynb": 60, "07_induction_circuits.ipynb": 60}
 
 
