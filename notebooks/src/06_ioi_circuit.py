@@ -315,7 +315,11 @@ if MODEL in ("gpt2", "gpt2-small"):
     print("reference name movers among the 5 strongest paths to the logits:", sorted(found))
     assert len(found) >= 2
     assert all(to_logits.relative[h] > 0 for h in GPT2_SMALL_REFERENCE["negative name movers"])
-    query_path = upstream["q"].nan_to_num(0.0).flatten().argsort()[:8] if upstream else []
+    # as in the paper: which heads act through the name movers' queries at the last token?
+    into_movers = path_patching(model, ioi.tokens, abc.tokens, ioi.metric,
+                                [(*h, "q") for h in GPT2_SMALL_REFERENCE["name movers"]],
+                                receiver_positions=pos["end"]).relative
+    query_path = into_movers.nan_to_num(0.0).flatten().argsort()[:8]
     s_inhibition = {divmod(int(i), n_heads) for i in query_path} & set(GPT2_SMALL_REFERENCE["S-inhibition"])
     print("reference S-inhibition heads among the 8 strongest query paths:", sorted(s_inhibition))
     assert len(s_inhibition) >= 2
