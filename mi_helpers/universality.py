@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 from jaxtyping import Float, Int
@@ -93,8 +92,8 @@ def fraction_above(best: Float[Tensor, "unit"], threshold: float) -> float:
 def random_like(model, seed: int = 0):
     """A randomly initialised model with ``model``'s architecture and tokenizer (a baseline).
 
-    Saves a fresh Hugging Face model of the same config to a temporary folder and loads it
-    the way :func:`mi_helpers.models.load_model` loads the zoo, BOS handling included.
+    Saves a fresh Hugging Face model of the same config to a temporary folder (removed
+    once loaded) and loads it like any local model, with ``model``'s BOS handling.
     """
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -106,10 +105,10 @@ def random_like(model, seed: int = 0):
         config = AutoConfig.from_pretrained(source)
     torch.manual_seed(seed)
     fresh = AutoModelForCausalLM.from_config(config).eval()
-    folder = Path(tempfile.mkdtemp(prefix="random-like-"))
-    fresh.save_pretrained(folder)
-    model.tokenizer.save_pretrained(folder)
-    baseline = load_model(str(folder), device=model.cfg.device)
+    with tempfile.TemporaryDirectory(prefix="random-like-") as folder:  # loaded into memory
+        fresh.save_pretrained(folder)
+        model.tokenizer.save_pretrained(folder)
+        baseline = load_model(folder, device=model.cfg.device)
     baseline.cfg.default_prepend_bos = model.cfg.default_prepend_bos
     return baseline
 

@@ -70,3 +70,16 @@ def test_latent_centroids_and_map_quality():
     assert torch.allclose(cent[0], torch.tensor([1.0, 0.0])) and (cent[1] == 0).all()
     assert map_quality(resid, resid, torch.eye(2)) == pytest.approx(1.0)
     assert map_quality(resid, resid, torch.zeros(2, 2)) == pytest.approx(0.0)
+
+
+def test_random_like_is_a_seeded_untrained_copy():
+    from mi_helpers.models import load_model
+    from mi_helpers.universality import random_like
+    trained = load_model("zoo-2l", device="cpu")
+    a, b = random_like(trained, seed=0), random_like(trained, seed=0)
+    tokens = trained.to_tokens("When Mary and John went to the store")
+    with torch.no_grad():
+        assert torch.equal(a(tokens), b(tokens))
+        assert a(tokens).shape == trained(tokens).shape
+        assert not torch.allclose(a(tokens), trained(tokens))
+    assert a.cfg.default_prepend_bos == trained.cfg.default_prepend_bos
