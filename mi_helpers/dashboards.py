@@ -287,6 +287,19 @@ def unit_contexts(model, reader: UnitReader, tokens: Int[Tensor, "batch pos"],
     return out
 
 
+def random_contexts(model, reader: UnitReader, stats: UnitStatistics,
+                    tokens: Int[Tensor, "batch pos"], unit: int, n: int = 10, seed: int = 0
+                    ) -> list[ActivationContext]:
+    """Contexts around ``n`` positions drawn from the uniform sample, firing or not.
+
+    The negative half of an explanation's test: most of them show the unit silent.
+    """
+    unit = reader.check_unit(unit)
+    gen = torch.Generator().manual_seed(seed)
+    pick = torch.randperm(len(stats.sample_where), generator=gen)[:n]
+    return unit_contexts(model, reader, tokens, stats.sample_where[pick], unit)
+
+
 def logit_effects(model, reader: UnitReader, unit: int, k: int = 10
                   ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
     """The ``k`` tokens whose logits the unit's output direction raises and lowers most.

@@ -115,3 +115,17 @@ def test_exported_html_renders_in_headless_chromium(setup, tmp_path):
     subprocess.run(flags + [f"--screenshot={shot}", "--window-size=1000,800", path.as_uri()],
                    capture_output=True, timeout=120)
     assert shot.is_file() and shot.stat().st_size > 5000  # a rendered page, not a blank one
+
+
+def test_random_contexts_come_from_the_uniform_sample(setup):
+    from mi_helpers.dashboards import random_contexts
+    model, tokens, reader, _ = setup
+    stats = collect_statistics(model, reader, tokens, k=4, n_sample=128, progress=False)
+    contexts = random_contexts(model, reader, stats, tokens, 1, n=6, seed=0)
+    assert len(contexts) == 6
+    sampled = {tuple(w) for w in stats.sample_where.tolist()}
+    for context in contexts:
+        assert len(context.tokens) == len(context.activations)
+        assert 0 <= context.highlight < len(context.tokens)
+    assert random_contexts(model, reader, stats, tokens, 1, n=6, seed=0)[0].tokens == contexts[0].tokens
+    assert len(sampled) == 128

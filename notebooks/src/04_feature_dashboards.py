@@ -50,7 +50,7 @@ from mi_helpers import load_model
 from mi_helpers.autointerp import TokenExplainer, score_explanation, simulation_score
 from mi_helpers.dashboards import (DashboardWidget, NeuronReader, SAELatentReader, StaticHTML,
                                    build_dashboard, collect_statistics, export_html,
-                                   render_html)
+                                   random_contexts, render_html)
 from mi_helpers.sae import SAES_DIR, ActivationBuffer, build_sae, load_sae, train_sae
 from mi_helpers.text import corpus_sentences, token_chunks
 from mi_helpers.universality import unit_activations
@@ -100,8 +100,9 @@ plt.show()
 
 # %% [markdown]
 # ## 2. Dashboards
-# The latent that fires on the most tokens among those firing on 0.5-5% of them, and
-# the most selective live neuron. Hover over a token to see its activation.
+# For each kind, the unit that fires most often among those firing on 0.5-5% of tokens
+# (frequent enough to show, rare enough to be specific). Hover over a token to see its
+# activation.
 
 # %%
 def pick(kind, low=0.005, high=0.05):
@@ -141,8 +142,9 @@ display(widget.view)
 # ## 3. Automatic explanations and their scores
 # For the same number of SAE latents and neurons (those firing on at least 0.2% of
 # tokens, chosen at random with a fixed seed), the offline explainer names each unit
-# from its top contexts, then each explanation is scored on contexts it has not seen:
-# the top contexts plus random positions' contexts from the uniform sample.
+# from half of its top contexts, then each explanation is scored on contexts it has not
+# seen: the other half of the top contexts, contexts from the lower activation bands,
+# and contexts around random positions (where the unit is mostly silent).
 
 # %%
 N_UNITS = 24
@@ -156,10 +158,12 @@ for kind in ("latent", "neuron"):
     for unit in chosen:
         dash = build_dashboard(model, readers[kind], stats[kind], tokens, unit, n_top=12)
         train_ctx, test_ctx = dash.top_contexts[0::2], dash.top_contexts[1::2]
-        random_ctx = [c for ctxs in dash.quantile_contexts.values() for c in ctxs]
+        band_ctx = [c for ctxs in dash.quantile_contexts.values() for c in ctxs]
+        random_ctx = random_contexts(model, readers[kind], stats[kind], tokens, unit, n=12, seed=unit)
         explanation = explainer.explain(train_ctx)
-        scores = score_explanation(explanation, test_ctx, random_ctx)
-        rows.append({"unit": unit, "explanation": explanation, "test": test_ctx + random_ctx, **scores})
+        scores = score_explanation(explanation, test_ctx + band_ctx, random_ctx)
+        rows.append({"unit": unit, "explanation": explanation,
+                     "test": test_ctx + band_ctx + random_ctx, **scores})
     results[kind] = rows
     print(f"\n{kind}s: three examples")
     for r in rows[:3]:
