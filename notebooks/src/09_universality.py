@@ -21,9 +21,12 @@
 # 3. SAE latents match across seeds more often than neurons do.
 
 # %% tags=["parameters"]
-MODEL = "zoo-2l"  # the reference model; its seeds are found by name (zoo-2l-seed1, ...)
+MODEL = "zoo-2l"  # the reference model
 OTHERS = ["zoo-2l-seed1", "zoo-2l-seed2"]  # same architecture, other seeds
 OTHER_SIZE = "zoo-4l"  # a model of another size with the same tokenizer
+# On Colab, e.g. GPT-2 small trained from three seeds (Stanford CRFM's Mistral runs):
+# MODEL = "stanford-crfm/alias-gpt2-small-x21", OTHERS = ["stanford-crfm/battlestar-gpt2-small-x49",
+# "stanford-crfm/caprica-gpt2-small-x81"], OTHER_SIZE = "gpt2-medium".
 
 # %%
 # Colab set-up: install the project's helpers there; elsewhere this does nothing.
