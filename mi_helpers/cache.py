@@ -13,7 +13,7 @@ names that do exist when one does not.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from jaxtyping import Float, Int
@@ -33,7 +33,8 @@ def check_hook_names(model, names: Iterable[str]) -> list[str]:
     return names
 
 
-def run_with_hooks_cached(model, tokens: Int[Tensor, "batch pos"], names: Iterable[str]
+def run_with_hooks_cached(model, tokens: Int[Tensor, "batch pos"], names: Iterable[str],
+                          fwd_hooks: Sequence[tuple[str, Callable]] = ()
                           ) -> tuple[Float[Tensor, "batch pos d_vocab"], ActivationCache]:
     """Run the model once, caching only the named hooks (no gradients).
 
@@ -41,12 +42,14 @@ def run_with_hooks_cached(model, tokens: Int[Tensor, "batch pos"], names: Iterab
         model: a TransformerLens model.
         tokens: input token ids.
         names: hook names, e.g. ``["blocks.0.attn.hook_pattern"]``.
+        fwd_hooks: ``(name, hook_fn)`` pairs applied during the run (e.g. a corruption);
+            removed afterwards.
 
     Returns:
         The logits and a cache holding just those activations.
     """
     wanted = set(check_hook_names(model, names))
-    with torch.no_grad():
+    with torch.no_grad(), model.hooks(fwd_hooks=list(fwd_hooks)):
         return model.run_with_cache(tokens, names_filter=lambda n: n in wanted)
 
 

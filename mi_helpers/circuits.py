@@ -38,9 +38,12 @@ from torch import Tensor
 
 from .head_scores import head_scores  # noqa: F401  (re-exported: per-head scores)
 from .patching import Metric, cached_run, metric_value
-from .path_patching import Head, check_heads
+from .path_patching import Z_HOOK, Head, check_heads
 
-Z_HOOK = "blocks.{layer}.attn.hook_z"
+
+def head_label(head: Head) -> str:
+    """``(layer, head)`` as ``"L{layer}H{head}"``, e.g. ``"L9H6"``."""
+    return f"L{head[0]}H{head[1]}"
 
 
 def template_means(acts: Float[Tensor, "batch pos ..."], groups: Int[Tensor, "batch"]

@@ -37,7 +37,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .autointerp import ActivationContext
-from .cache import check_hook_names
+from .cache import check_hook_names, run_with_hooks_cached
 
 BOS_EXCLUDED = 1  # statistics skip position 0 (BOS), whose activations are outliers
 
@@ -209,8 +209,7 @@ def collect_statistics(model, reader: UnitReader, tokens: Int[Tensor, "batch pos
     starts = range(0, len(tokens), batch_size)
     for start in tqdm(starts, desc="collecting", disable=not progress):
         rows = tokens[start:start + batch_size].to(model.cfg.device)
-        with torch.no_grad():
-            _, cache = model.run_with_cache(rows, names_filter=lambda n: n == hook)
+        _, cache = run_with_hooks_cached(model, rows, [hook])
         acts = reader.read(cache[hook])[:, BOS_EXCLUDED:].float().cpu()  # batch pos unit
         batch, n_pos = acts.shape[:2]
         flat = acts.reshape(-1, units)  # n unit
@@ -271,12 +270,9 @@ def unit_contexts(model, reader: UnitReader, tokens: Int[Tensor, "batch pos"],
     """
     if len(where) == 0:
         return []
-    (hook,) = check_hook_names(model, [reader.hook])
     rows = sorted({int(r) for r, _ in where.tolist()})
-    with torch.no_grad():
-        _, cache = model.run_with_cache(tokens[rows].to(model.cfg.device),
-                                        names_filter=lambda n: n == hook)
-    acts = reader.read(cache[hook])[..., unit].float().cpu()  # row pos
+    _, cache = run_with_hooks_cached(model, tokens[rows].to(model.cfg.device), [reader.hook])
+    acts = reader.read(cache[reader.hook])[..., unit].float().cpu()  # row pos
     out = []
     for row, pos in where.tolist():
         r = rows.index(row)
@@ -309,10 +305,9 @@ def logit_effects(model, reader: UnitReader, unit: int, k: int = 10
     """
     direction = reader.output_directions(model)[unit].to(model.W_U.device)
     effects = (direction @ model.W_U.detach()).float().cpu()  # d_vocab
-    up, down = effects.topk(k), (-effects).topk(k)
-    names = model.to_str_tokens(torch.arange(model.cfg.d_vocab))
-    return ([(names[i], effects[i].item()) for i in up.indices.tolist()],
-            [(names[i], effects[i].item()) for i in down.indices.tolist()])
+    up, down = effects.topk(k).indices, (-effects).topk(k).indices
+    return (list(zip(model.to_str_tokens(up), effects[up].tolist())),
+            list(zip(model.to_str_tokens(down), effects[down].tolist())))
 
 
 def steering_effect(model, reader: UnitReader, unit: int, prompt: str | Int[Tensor, "pos"],
@@ -333,18 +328,14 @@ def steering_effect(model, reader: UnitReader, unit: int, prompt: str | Int[Tens
     with torch.no_grad():
         before = model(tokens)[0, -1].float().softmax(-1).cpu()
         after = model.run_with_hooks(tokens, fwd_hooks=[(hook, add)])[0, -1].float().softmax(-1).cpu()
-    names = model.to_str_tokens(torch.arange(model.cfg.d_vocab))
-
-    def top(p):
+    def top(p):  # the k largest entries of p, as (token, value), decoding only those
         values = p.topk(k)
-        return [(names[i], v) for i, v in zip(values.indices.tolist(), values.values.tolist())]
+        return list(zip(model.to_str_tokens(values.indices), values.values.tolist()))
 
-    change = after - before
-    raised = change.topk(k)
     kl = (before * (before.clamp_min(1e-12).log() - after.clamp_min(1e-12).log())).sum().item()
     text = prompt if isinstance(prompt, str) else "".join(model.to_str_tokens(tokens[0]))
     return {"prompt": text, "scale": scale, "kl": kl, "before": top(before), "after": top(after),
-            "most_raised": [(names[i], v) for i, v in zip(raised.indices.tolist(), raised.values.tolist())]}
+            "most_raised": top(after - before)}
 
 
 def build_dashboard(model, reader: UnitReader, stats: UnitStatistics, tokens: Int[Tensor, "batch pos"],

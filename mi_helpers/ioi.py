@@ -214,7 +214,7 @@ def ioi_dataset(model, n: int, seed: int = 0, *, templates: Sequence[str] | None
     for i in range(n):
         while True:
             io, s = rng.sample(names, 2)
-            if not (default_names and set(names) <= set(corpus.NAMES)):
+            if not default_names:  # only the zoo's own names have held-out pairs
                 break
             if corpus.is_heldout_pair(io, s) == heldout:
                 break
@@ -226,14 +226,19 @@ def ioi_dataset(model, n: int, seed: int = 0, *, templates: Sequence[str] | None
     return dataset
 
 
+def fill_prompt(template: str, a: str, b: str, s: str, place: str, obj: str) -> str:
+    """``template`` with ordinary punctuation, filled, cut before its final ``{IO}`` slot."""
+    text = natural_text(template).format(A=a, B=b, S=s, IO="{IO}", PLACE=place, OBJECT=obj)
+    return text[: text.rindex(" {IO}.")]
+
+
 def _build_dataset(model, templates: list[str], rows: list[dict]) -> IOIDataset:
     """Fill the templates, tokenize and find every name's position."""
     prompts = []
     for row in rows:
         a, b = (row["io"], row["s"]) if row["order"] == "ABBA" else (row["s"], row["io"])
-        text = natural_text(templates[row["template_id"]]).format(
-            A=a, B=b, S=row["s"], IO=row["io"], PLACE=row["place"], OBJECT=row["object"])
-        prompts.append(text[: text.rindex(" " + row["io"] + ".")])
+        prompts.append(fill_prompt(templates[row["template_id"]], a, b, row["s"],
+                                   row["place"], row["object"]))
     tokens, ends = tokenize_prompts(model, prompts)
     io_ids = single_token_ids(model, [r["io"] for r in rows])
     s_ids = single_token_ids(model, [r["s"] for r in rows])
@@ -278,10 +283,8 @@ def abc_corruption(dataset: IOIDataset, model, seed: int = 1,
     prompts = []
     for k, (io, s) in enumerate(zip(dataset.io, dataset.s)):
         a, b, c = rng.sample([nm for nm in names if nm not in (io, s)], 3)
-        template = natural_text(dataset.templates[int(dataset.template_ids[k])])
-        text = template.format(A=a, B=b, S=c, IO="{IO}", PLACE=dataset.places[k],
-                               OBJECT=dataset.objects[k])
-        prompts.append(text[: text.rindex(" {IO}.")])
+        prompts.append(fill_prompt(dataset.templates[int(dataset.template_ids[k])], a, b, c,
+                                   dataset.places[k], dataset.objects[k]))
     tokens, ends = tokenize_prompts(model, prompts)
     if tokens.shape != dataset.tokens.shape or not torch.equal(ends, dataset.word_positions["end"]):
         raise ValueError("the ABC prompts do not have the clean prompts' lengths; every name "

@@ -56,7 +56,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from .cache import check_hook_names
+from .cache import check_hook_names, run_with_hooks_cached
 
 Metric = Callable[[Float[Tensor, "batch pos d_vocab"]], Float[Tensor, ""]]
 Setter = Callable[[Tensor, Tensor, tuple[int, ...]], None]
@@ -362,10 +362,8 @@ def cached_run(model, tokens: Int[Tensor, "batch pos"], names: Sequence[str],
     Raises:
         KeyError: a name is not a hook of this model (the message suggests close ones).
     """
-    wanted = set(check_hook_names(model, names))
-    with torch.no_grad(), model.hooks(fwd_hooks=list(fwd_hooks)):
-        logits, cache = model.run_with_cache(tokens, names_filter=lambda n: n in wanted)
-    return logits, {name: cache[name] for name in wanted}
+    logits, cache = run_with_hooks_cached(model, tokens, names, fwd_hooks)
+    return logits, dict(cache.items())
 
 
 def check_same_shape(clean: Tensor, corrupted: Tensor) -> None:

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from mi_helpers.circuits import (CircuitEvaluator, _scores, completeness, composition_baseline,
-                                 composition_scores, faithfulness, head_ablation_hooks,
+                                 composition_scores, faithfulness, head_ablation_hooks, head_label,
                                  head_means, minimality, per_token_loss, template_means)
 from mi_helpers.ioi import abc_corruption, ioi_dataset
 
@@ -15,6 +15,10 @@ def setup():
     abc = abc_corruption(data, model)
     means = head_means(model, abc.tokens, data.template_ids)
     return model, data, CircuitEvaluator(model, data.tokens, data.metric, means), means
+
+
+def test_head_label():
+    assert head_label((9, 6)) == "L9H6"
 
 
 def test_template_means_average_within_groups():

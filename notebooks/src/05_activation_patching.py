@@ -50,6 +50,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from mi_helpers import load_model
+from mi_helpers.circuits import head_label
 from mi_helpers.ioi import abc_corruption, ioi_dataset
 from mi_helpers.patching import ablation_patching, activation_patching, causal_tracing
 from mi_helpers.viz import heatmap
@@ -157,13 +158,13 @@ drop["corrupted patch"] = (1 - heads_noise.score).flatten()
 top = {kind: set(d.topk(3).indices.tolist()) for kind, d in drop.items()}
 for kind, d in drop.items():
     best = [divmod(i, n_heads) for i in d.topk(3).indices.tolist()]
-    print(f"{kind:>16}: top heads {[f'L{l}H{h}' for l, h in best]}, largest drop {d.max():.0%}, "
+    print(f"{kind:>16}: top heads {[head_label(h) for h in best]}, largest drop {d.max():.0%}, "
           f"mean |drop| {d.abs().mean():.1%}")
 
 # %%
 shared = top["mean"] & top["resample"] & top["corrupted patch"]
 print("heads in the top 3 of mean, resample and corrupted patching alike:",
-      [f"L{i // n_heads}H{i % n_heads}" for i in sorted(shared)])
+      [head_label(divmod(i, n_heads)) for i in sorted(shared)])
 assert len(shared) >= 2, "the ablations should agree on the most important heads"
 assert drop["zero"].abs().mean() > drop["mean"].abs().mean(), "zero ablation is the harshest"
 

@@ -51,8 +51,8 @@ import matplotlib.pyplot as plt
 import torch
 
 from mi_helpers import load_model
-from mi_helpers.circuits import (CircuitEvaluator, completeness, faithfulness, head_means,
-                                 minimality)
+from mi_helpers.circuits import (CircuitEvaluator, completeness, faithfulness, head_label,
+                                 head_means, minimality)
 from mi_helpers.ioi import abc_corruption, ioi_dataset
 from mi_helpers.lens import head_logits
 from mi_helpers.patching import cached_run
@@ -64,9 +64,6 @@ model = load_model(MODEL)
 n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
 print(f"{MODEL}: {n_layers} layers, {n_heads} heads per layer")
 
-
-def name(head):
-    return f"L{head[0]}H{head[1]}"
 
 
 # %% [markdown]
@@ -100,7 +97,7 @@ order = to_logits.relative.flatten().argsort()
 direct_heads = [divmod(int(i), n_heads) for i in order[:8] if to_logits.relative.flatten()[i] < -0.1]
 direct_heads = direct_heads or [divmod(int(order[0]), n_heads)]  # at least the strongest
 print("heads whose path to the logits lowers the logit difference by > 10%:",
-      {name(h): round(to_logits.relative[h].item(), 2) for h in direct_heads})
+      {head_label(h): round(to_logits.relative[h].item(), 2) for h in direct_heads})
 
 # %%
 assert 1 <= len(direct_heads) <= 6, "expected a few heads, not none or all"
@@ -125,7 +122,7 @@ def attention_to(head, word):
 def show_attention(heads, title):
     words = ("IO", "S1", "S2")
     values = torch.tensor([[attention_to(h, w) for w in words] for h in heads])
-    heatmap(values, title, xticklabels=list(words), yticklabels=[name(h) for h in heads],
+    heatmap(values, title, xticklabels=list(words), yticklabels=[head_label(h) for h in heads],
             center=None, cmap="Greens", colorbar_label="attention from the last token")
     plt.show()
     return values
@@ -133,7 +130,7 @@ def show_attention(heads, title):
 
 direct_attention = show_attention(direct_heads, "heads found in section 2")
 for h, (a_io, a_s1, a_s2) in zip(direct_heads, direct_attention.tolist()):
-    print(f"{name(h)}: to IO {a_io:.2f}, to S1 {a_s1:.2f}, to S2 {a_s2:.2f}")
+    print(f"{head_label(h)}: to IO {a_io:.2f}, to S1 {a_s1:.2f}, to S2 {a_s2:.2f}")
 
 # %% [markdown]
 # ## 4. A trap: these heads alone "explain" the logit difference
@@ -176,7 +173,7 @@ flat = to_logits_io.relative.flatten()
 candidates = [divmod(int(i), n_heads) for i in flat.argsort()[:8] if divmod(int(i), n_heads) not in direct_heads]
 mover_heads = [h for h in candidates if to_logits_io.relative[h] < -0.05] or candidates[:1]
 print("further heads whose path to the logits lowers the IO name score by > 5%:",
-      {name(h): round(to_logits_io.relative[h].item(), 2) for h in mover_heads})
+      {head_label(h): round(to_logits_io.relative[h].item(), 2) for h in mover_heads})
 mover_attention = show_attention(mover_heads, "heads found in section 5")
 
 # %% [markdown]
@@ -195,7 +192,7 @@ def copy_gain(head, target_ids):
 
 
 for h in mover_heads:
-    print(f"{name(h)}: raises IO by {copy_gain(h, ioi.io_ids):.2f} and S by "
+    print(f"{head_label(h)}: raises IO by {copy_gain(h, ioi.io_ids):.2f} and S by "
           f"{copy_gain(h, ioi.s_ids):.2f} above the average name")
 name_attention = mover_attention.sum(-1)
 
@@ -249,7 +246,7 @@ if MODEL.startswith("zoo"):
 
 # %%
 circuit = sorted(set(direct_heads) | set(mover_heads))
-print("circuit:", [name(h) for h in circuit])
+print("circuit:", [head_label(h) for h in circuit])
 faith = {label: faithfulness(ev, circuit) for label, ev in evaluators.items()}
 for label, f in faith.items():
     print(f"{label:>13}: circuit {f.circuit:.2f} vs model {f.full:.2f} "
@@ -281,7 +278,7 @@ ax1.set_xlabel("F(M \\ K): K removed from the model")
 ax1.set_ylabel("F(C \\ K): K removed from the circuit")
 ax1.set_title("completeness (logit difference)")
 ax1.legend()
-ax2.bar([name(h) for h in mins], list(mins.values()))
+ax2.bar([head_label(h) for h in mins], list(mins.values()))
 ax2.set_ylabel("largest |change| in logit diff")
 ax2.set_title("minimality: each head's contribution")
 ax2.tick_params(axis="x", rotation=60)
@@ -290,7 +287,7 @@ plt.show()
 gaps = torch.tensor([p.gap for p in points])
 print(f"completeness gap |F(C\\K) - F(M\\K)|: mean {gaps.mean():.2f}, largest {gaps.max():.2f} "
       f"(model's logit diff {ev.full:.2f})")
-print("minimality:", {name(h): round(v, 2) for h, v in mins.items()})
+print("minimality:", {head_label(h): round(v, 2) for h, v in mins.items()})
 
 # %%
 assert gaps.max() < 0.5 * ev.full, "no subset should break the circuit much more than the model"

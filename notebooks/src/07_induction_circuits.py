@@ -43,7 +43,7 @@ import torch
 
 from mi_helpers import load_model
 from mi_helpers.circuits import (composition_baseline, composition_scores, head_ablation_hooks,
-                                 head_means, per_token_loss)
+                                 head_label, head_means, per_token_loss)
 from mi_helpers.head_scores import (attention_patterns, head_scores, offset_score,
                                     repeated_random_tokens)
 from mi_helpers.path_patching import path_patching
@@ -54,9 +54,6 @@ model = load_model(MODEL)
 n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
 print(f"{MODEL}: {n_layers} layers, {n_heads} heads per layer")
 
-
-def name(head):
-    return f"L{head[0]}H{head[1]}"
 
 
 # %% [markdown]
@@ -82,8 +79,8 @@ induction_heads = induction_heads or [induction_head]
 earlier = scores["previous_token"][: induction_head[0]]
 prev_head = divmod(int(earlier.argmax()), n_heads)
 print("induction heads (score > 0.8):",
-      {name(h): round(scores["induction"][h].item(), 2) for h in induction_heads})
-print(f"previous-token head {name(prev_head)}: {scores['previous_token'][prev_head]:.2f}")
+      {head_label(h): round(scores["induction"][h].item(), 2) for h in induction_heads})
+print(f"previous-token head {head_label(prev_head)}: {scores['previous_token'][prev_head]:.2f}")
 
 # %%
 assert len(induction_heads) >= 1
@@ -95,8 +92,8 @@ labels = model.to_str_tokens(tokens[0])
 patterns = attention_patterns(model, tokens)  # layer batch head dest_pos src_pos
 both = torch.stack([patterns[prev_head[0], 0, prev_head[1]],
                     patterns[induction_head[0], 0, induction_head[1]]])
-plot_attention(both, labels, head_names=[f"{name(prev_head)} (previous token)",
-                                         f"{name(induction_head)} (induction)"], ncols=2)
+plot_attention(both, labels, head_names=[f"{head_label(prev_head)} (previous token)",
+                                         f"{head_label(induction_head)} (induction)"], ncols=2)
 plt.show()
 
 # %% [markdown]
@@ -120,7 +117,7 @@ pair = {kind: torch.tensor([values[prev_head[0], prev_head[1], h[0], h[1]].item(
                             for h in induction_heads if h[0] > prev_head[0]])
         for kind, values in composition.items()}
 for kind in pair:
-    print(f"{kind}-composition {name(prev_head)} -> induction heads: "
+    print(f"{kind}-composition {head_label(prev_head)} -> induction heads: "
           f"{[round(v, 3) for v in pair[kind].tolist()]} (random heads: {baseline[kind]:.3f})")
 
 # %%
@@ -159,15 +156,15 @@ same_layer = [increase[induction_head[0], h].item() for h in range(n_heads)
               if (induction_head[0], h) not in induction_heads]
 print(f"clean loss on the repeated half: {clean_loss:.2f} nats/token")
 for h in induction_heads:
-    print(f"mean-ablating induction head {name(h)}: +{increase[h]:.2f}")
-print(f"zero-ablating {name(induction_head)} instead: +{zero_increase:.2f}")
+    print(f"mean-ablating induction head {head_label(h)}: +{increase[h]:.2f}")
+print(f"zero-ablating {head_label(induction_head)} instead: +{zero_increase:.2f}")
 print(f"largest increase from another head of layer {induction_head[0]}: {max(same_layer, default=0):+.2f}")
-print(f"mean-ablating the previous-token head {name(prev_head)}: +{increase[prev_head]:.2f}")
+print(f"mean-ablating the previous-token head {head_label(prev_head)}: +{increase[prev_head]:.2f}")
 test_patterns = attention_patterns(model, test_tokens)
 self_attention = offset_score(test_patterns, range(1, test_tokens.shape[1]), 0)  # layer head
 for layer, head in [divmod(int(i), n_heads) for i in increase.flatten().argsort(descending=True)]:
     if (layer, head) not in induction_heads and (layer, head) != prev_head and increase[layer, head] > 0.5:
-        print(f"also costly: {name((layer, head))} +{increase[layer, head]:.2f}; it attends to "
+        print(f"also costly: {head_label((layer, head))} +{increase[layer, head]:.2f}; it attends to "
               f"its own position with weight {self_attention[layer, head]:.2f}")
 
 # %%
@@ -199,7 +196,7 @@ path = {kind: path_patching(model, test_tokens, corrupted_tokens, repeat_log_pro
                             [(*h, kind) for h in receivers], senders=[[prev_head]])
         for kind in ("q", "k", "v")}
 for kind, result in path.items():
-    print(f"{name(prev_head)} -> induction heads' {kind}: score {result.score.item():.2f} "
+    print(f"{head_label(prev_head)} -> induction heads' {kind}: score {result.score.item():.2f} "
           f"(1 = no effect, 0 = as corrupted)")
 
 # %%
