@@ -17,7 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from mi_helpers.zoo.card import replace_between_markers  # noqa: E402
+from mi_helpers.tools.markers import replace_between_markers  # noqa: E402
 
 BUDGETS = {"pytest": 600, "00_primer.ipynb": 30, "01_logit_lens.ipynb": 60, "02_probing.ipynb": 60,
            "03_sparse_autoencoders.ipynb": 90, "04_feature_dashboards.ipynb": 60,

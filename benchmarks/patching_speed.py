@@ -126,7 +126,7 @@ def main() -> None:
         rows.append(f"| {label} | {ours_s:.2f} | {theirs_s:.2f} | {ours_s / theirs_s:.2f} | "
                     f"{diff:.1e} |")
     if args.write_readme:
-        from mi_helpers.zoo.card import replace_between_markers
+        from mi_helpers.tools.markers import replace_between_markers
 
         body = "\n".join(rows) + (f"\n\n{setting}. Measured by `python "
                                   f"benchmarks/patching_speed.py {' '.join(sys.argv[1:])}`.")

@@ -132,7 +132,7 @@ def main() -> None:
         lines.append(line)
     if args.write_readme:
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-        from mi_helpers.zoo.card import replace_between_markers
+        from mi_helpers.tools.markers import replace_between_markers
 
         readme = Path(__file__).resolve().parent.parent / "README.md"
         body = ("```\n" + setting + "\n" + "\n".join(lines) + "\n```\n\nMeasured by `python "

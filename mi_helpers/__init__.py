@@ -1,22 +1,43 @@
 """MI Roadmap helpers: small, tested tools for the curriculum's notebooks.
 
-One module per concept: :mod:`~mi_helpers.models` (load the zoo or a hub model),
-:mod:`~mi_helpers.cache` (caching, residual-stream decomposition),
-:mod:`~mi_helpers.head_scores` (previous-token, duplicate-token, induction scores),
-:mod:`~mi_helpers.ioi` (IOI prompts and the logit difference),
-:mod:`~mi_helpers.lens` (logit lens and tuned lens), :mod:`~mi_helpers.probing`
-(linear and sparse probes, causal checks along a probe direction),
-:mod:`~mi_helpers.patching` (activation patching, ablations, causal tracing),
-:mod:`~mi_helpers.path_patching` (sender -> receiver paths),
-:mod:`~mi_helpers.circuits` (run only a circuit; faithfulness, completeness,
-minimality; composition scores), :mod:`~mi_helpers.sae` (sparse autoencoders: one file
-per architecture, training, metrics, SAELens-format files, toy ground truth),
-:mod:`~mi_helpers.universality` (matching units across models),
-:mod:`~mi_helpers.text` (text datasets from the zoo corpus for any tokenizer),
-:mod:`~mi_helpers.viz` (offline-safe visualisations), :mod:`~mi_helpers.zoo` (the
-model zoo) and :mod:`~mi_helpers.runner` (``python -m mi_helpers run``).
+The folders follow the survey's roadmap, so each technique is found from its name:
 
-Axis names, used in every tensor annotation::
+* :mod:`~mi_helpers.core`: what every technique uses: loading models, hook names,
+  reading activations, input checks, heads, sweep results, the residual stream, metrics
+  on logits and the circuit graph;
+* :mod:`~mi_helpers.features`: lenses, direct logit attribution, probing, sparse
+  autoencoders (``features.sae``), dashboards and automatic interpretation;
+* :mod:`~mi_helpers.circuits`: activation patching, ablation, causal tracing, path
+  patching, circuit evaluation, composition and head scores, the IOI dataset;
+* :mod:`~mi_helpers.interventions`: direction ablation and steering;
+* :mod:`~mi_helpers.universality`: matching units and aligning models across seeds;
+* :mod:`~mi_helpers.datasets`: generated text, repeated tokens, prompt helpers;
+* :mod:`~mi_helpers.zoo`: the embedded model zoo (corpus, tokenizer, trainer, cards);
+* :mod:`~mi_helpers.viz`: figures; :mod:`~mi_helpers.tools`: the notebook runner.
+
+**Vocabulary.** Each word means one thing across the package:
+
+==================  ==============================================================
+word                meaning
+==================  ==============================================================
+``site``            a layer-independent activation name, e.g. ``"z"``, ``"resid_post"``
+``hook``            a concrete hook name, e.g. ``"blocks.3.attn.hook_z"``
+``hooks``           a list of hook names (never people's names)
+``names``           people's names in prompts (IOI)
+``Head``            ``Head(layer, head)``, labelled ``"L3H1"``
+``batch_size``      prompts per forward pass of the model
+``acts_per_batch``  activations (one per token) per SAE training batch
+``drop_bos``        leave out position 0 (the BOS token)
+``mode``            patching's ``"denoise"`` or ``"noise"``
+``direction``       a vector in an activation space (never a patching mode)
+``scale``           how far to steer along a direction, in activation units
+``k``               a TopK SAE's active latents per input (only)
+``n``, ``n_top``    how many items to return (tokens, contexts, ...)
+``n_dims``          how many dimensions a sparse probe may use
+``noise_scale``     causal tracing's noise, in embedding standard deviations
+==================  ==============================================================
+
+**Axis names**, used in every tensor annotation::
 
     batch      prompts in a batch          pos        token position
     layer      transformer block           head       attention head
@@ -27,11 +48,12 @@ Axis names, used in every tensor annotation::
     d_in       an SAE's input width        feature    a ground-truth toy feature
     n          activations (tokens) flattened from batch x pos
     unit       a neuron, latent or direction being compared
+    edge       an edge of a circuit graph
 
 A scalar is annotated with an empty string, e.g. ``Float[Tensor, ""]``.
 """
 
-from .models import default_device, load_model, zoo_names
+from .core.models import default_device, load_model, zoo_names
 
 __all__ = ["default_device", "load_model", "zoo_names"]
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -31,6 +31,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+__all__ = ["attention_heads", "plot_attention", "heatmap", "embed_mode", "CircuitsVisHTML"]
+
 CDN_HOST = "unpkg.com"
 _ids = itertools.count()
 _bundle_sent = False

@@ -11,7 +11,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from transformers import GPT2Config, GPT2LMHeadModel  # noqa: E402
 
-from mi_helpers.models import load_model  # noqa: E402
+from mi_helpers.core.models import load_model  # noqa: E402
 from mi_helpers.zoo.tokenizer import build_tokenizer  # noqa: E402
 
 

@@ -6,17 +6,19 @@ import argparse
 import dataclasses
 import json
 import sys
+from pathlib import Path
 
 import torch
 
-from ..models import ZOO_DIR, load_model
+from ..core.models import ZOO_DIR, load_model
 from .behaviours import measure_behaviours
-from .card import card_markdown, replace_between_markers, write_card, zoo_table
+from ..tools.markers import replace_between_markers
+from .card import card_markdown, write_card, zoo_table
 from .specs import ZOO_SPECS
 from .train import train_model
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mi_helpers.zoo",
                                      description="Train and inspect the model zoo.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -34,38 +36,48 @@ def main(argv: list[str] | None = None) -> int:
                          help="re-measure and rewrite the model card (keeps its training record)")
     table = sub.add_parser("table", help="print the zoo table from the model cards")
     table.add_argument("--write-readme", action="store_true", help="update README.md")
-    args = parser.parse_args(argv)
+    return parser
 
-    if args.command == "list":
-        for name, spec in ZOO_SPECS.items():
-            print(f"{name:14s} {spec.purpose}")
-    elif args.command == "table":
-        text = zoo_table(ZOO_DIR)
-        print(text)
-        for card_path in sorted(ZOO_DIR.glob("*/model_card.json")):  # refresh summaries
-            card_path.with_name("README.md").write_text(
-                card_markdown(json.loads(card_path.read_text())))
-        if args.write_readme:
-            readme = ZOO_DIR.parent.parent / "README.md"
-            readme.write_text(replace_between_markers(readme.read_text(), "zoo-table", text))
-    elif args.command == "measure":
-        behaviours = measure_behaviours(load_model(args.name, device="cpu"))
-        print(json.dumps(behaviours, indent=2))
-        if args.write_card:
-            training = json.loads((ZOO_DIR / args.name / "model_card.json").read_text())["training"]
-            write_card(ZOO_DIR / args.name, ZOO_SPECS[args.name], training, behaviours)
-    else:
-        from pathlib import Path
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        spec = ZOO_SPECS[args.name]
-        if args.arch:
-            spec = dataclasses.replace(spec, architecture=args.arch)
-        out_dir = Path(args.out) if args.out else ZOO_DIR / spec.name
-        training = train_model(spec, out_dir, steps=args.steps)
-        behaviours = measure_behaviours(load_model(str(out_dir), device="cpu"))
-        write_card(out_dir, spec, training, behaviours)
-        print(json.dumps(behaviours, indent=2))
+
+def _list(args) -> None:
+    for name, spec in ZOO_SPECS.items():
+        print(f"{name:14s} {spec.purpose}")
+
+
+def _table(args) -> None:
+    text = zoo_table(ZOO_DIR)
+    print(text)
+    for card_path in sorted(ZOO_DIR.glob("*/model_card.json")):  # refresh summaries
+        card_path.with_name("README.md").write_text(card_markdown(json.loads(card_path.read_text())))
+    if args.write_readme:
+        readme = ZOO_DIR.parent.parent / "README.md"
+        readme.write_text(replace_between_markers(readme.read_text(), "zoo-table", text))
+
+
+def _measure(args) -> None:
+    behaviours = measure_behaviours(load_model(args.name, device="cpu"))
+    print(json.dumps(behaviours, indent=2))
+    if args.write_card:
+        training = json.loads((ZOO_DIR / args.name / "model_card.json").read_text())["training"]
+        write_card(ZOO_DIR / args.name, ZOO_SPECS[args.name], training, behaviours)
+
+
+def _train(args) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    spec = ZOO_SPECS[args.name]
+    if args.arch:
+        spec = dataclasses.replace(spec, architecture=args.arch)
+    out_dir = Path(args.out) if args.out else ZOO_DIR / spec.name
+    training = train_model(spec, out_dir, steps=args.steps)
+    behaviours = measure_behaviours(load_model(str(out_dir), device="cpu"))
+    write_card(out_dir, spec, training, behaviours)
+    print(json.dumps(behaviours, indent=2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    {"list": _list, "table": _table, "measure": _measure, "train": _train}[args.command](args)
     return 0
 
 

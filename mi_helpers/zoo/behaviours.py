@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import torch
 
-from ..head_scores import head_scores
-from ..ioi import evaluate_ioi
+from ..circuits.head_scores import head_scores
+from ..circuits.ioi import evaluate_ioi
+from ..core.heads import top_heads
 from .corpus import ioi_split
 
 #: Repeat lengths for the head scores; the longer one fills most of the context.
@@ -27,8 +28,9 @@ def best_heads(model) -> dict[str, dict]:
     result = {}
     for kind in ("induction", "previous_token", "duplicate_token"):
         worst = torch.stack([scores[kind] for scores in per_len]).min(dim=0).values
-        layer, head = divmod(int(worst.argmax()), model.cfg.n_heads)
-        result[kind] = {"layer": layer, "head": head, "score": round(worst.max().item(), 4)}
+        (best,) = top_heads(worst, 1)
+        result[kind] = {"layer": best.layer, "head": best.head,
+                        "score": round(worst.max().item(), 4)}
     return result
 
 

@@ -63,11 +63,3 @@ def zoo_table(zoo_dir: Path) -> str:
             f"{ind['score']:.2f} | L{prev['layer']}H{prev['head']} {prev['score']:.2f} | "
             f"{ioi['logit_diff']:.2f} / {ioi['top1_accuracy']:.2f} |")
     return "\n".join(rows)
-
-
-def replace_between_markers(text: str, marker: str, body: str) -> str:
-    """Replace what lies between ``<!-- marker:start -->`` and ``<!-- marker:end -->``."""
-    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
-    head, rest = text.split(start)
-    _, tail = rest.split(end)
-    return f"{head}{start}\n{body}\n{end}{tail}"

@@ -16,7 +16,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers import GPT2Config, GPT2LMHeadModel, GPTNeoXConfig, GPTNeoXForCausalLM
 
-from ..head_scores import offset_score, repeat_block
+from ..circuits.head_scores import offset_score
+from ..datasets.repeats import repeat_block
 from .data import SequenceSampler, phase_at
 from .specs import ZooSpec
 from .tokenizer import build_tokenizer

@@ -39,8 +39,9 @@ import matplotlib.pyplot as plt
 import torch
 
 from mi_helpers import load_model
-from mi_helpers.cache import residual_components, run_with_hooks_cached, unembed
-from mi_helpers.head_scores import head_scores, repeated_random_tokens
+from mi_helpers.circuits import head_scores
+from mi_helpers.core import hook_name, residual_components, run_cached, top_heads, unembed
+from mi_helpers.datasets import repeated_random_tokens
 from mi_helpers.viz import attention_heads, plot_attention
 
 torch.manual_seed(0)
@@ -80,7 +81,7 @@ for p, i in zip(top.values, top.indices):
 
 # %%
 components, labels = residual_components(cache, cfg.n_layers)
-final_resid = cache[f"blocks.{cfg.n_layers - 1}.hook_resid_post"]
+final_resid = cache[hook_name("resid_post", cfg.n_layers - 1)]
 sum_error = (components.sum(dim=0) - final_resid).abs().max().item()
 scale = final_resid.abs().max().item()
 print("components:", labels)
@@ -118,15 +119,16 @@ assert matches
 
 # %% [markdown]
 # ## 4. Hooks: cache only what you need
-# Caching everything is convenient but costs memory on big models. `run_with_hooks_cached`
-# caches only the hooks you name, and a misspelt name fails with suggestions.
+# Caching everything is convenient but costs memory on big models. `run_cached`
+# caches only the hooks you name, and a misspelt name fails with suggestions. `hook_name`
+# writes a hook's name from its *site* and layer, e.g. `hook_name("pattern", 0)`.
 
 # %%
-pattern_hooks = [f"blocks.{layer}.attn.hook_pattern" for layer in range(cfg.n_layers)]
-_, small_cache = run_with_hooks_cached(model, tokens, pattern_hooks)
+pattern_hooks = [hook_name("pattern", layer) for layer in range(cfg.n_layers)]
+_, small_cache = run_cached(model, tokens, pattern_hooks)
 print(list(small_cache.keys()))
 try:
-    run_with_hooks_cached(model, tokens, ["blocks.0.attn.hook_patern"])
+    run_cached(model, tokens, ["blocks.0.attn.hook_patern"])
 except KeyError as err:
     print("KeyError:", str(err)[:110], "...")
 
@@ -140,7 +142,7 @@ except KeyError as err:
 rep_len = min(20, (cfg.n_ctx - 1) // 2)
 rep_tokens = repeated_random_tokens(model, rep_len=rep_len, n_seqs=1, seed=0)
 rep_str = model.to_str_tokens(rep_tokens[0])
-_, rep_cache = run_with_hooks_cached(model, rep_tokens, pattern_hooks)
+_, rep_cache = run_cached(model, rep_tokens, pattern_hooks)
 last = cfg.n_layers - 1
 fig = plot_attention(rep_cache[pattern_hooks[last]][0], rep_str,
                      head_names=[f"L{last}H{h}" for h in range(cfg.n_heads)])
@@ -168,10 +170,9 @@ for ax, kind in zip(axes, ("previous_token", "induction")):
     ax.set_ylabel("layer")
     fig.colorbar(im, ax=ax)
 plt.show()
-best = scores["induction"].argmax().item()
-best_layer, best_head = divmod(best, cfg.n_heads)
-best_score = scores["induction"].max().item()
-print(f"best induction head: L{best_layer}H{best_head}, score {best_score:.2f}")
+(best,) = top_heads(scores["induction"], 1)
+best_score = scores["induction"][best].item()
+print(f"best induction head: {best.label}, score {best_score:.2f}")
 
 # %%
 assert best_score > 0.8, "expected an induction head with score > 0.8"

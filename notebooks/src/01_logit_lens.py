@@ -38,11 +38,11 @@ import matplotlib.pyplot as plt
 import torch
 
 from mi_helpers import load_model
-from mi_helpers.ioi import is_single_token, logit_diff, single_token_ids, tokenize_prompts
-from mi_helpers.lens import (head_logits, kl_to_final, lens_logits, mlp_logits,
-                             target_rank_and_prob, top_k_tokens, train_tuned_lens)
-from mi_helpers.text import corpus_sentences, token_chunks
-from mi_helpers.zoo.corpus import ioi_split
+from mi_helpers.core.metrics import logit_difference
+from mi_helpers.datasets import (corpus_sentences, ioi_split, is_single_token, single_token_ids,
+                                 token_chunks, tokenize_prompts)
+from mi_helpers.features import (head_logits, kl_to_final, lens_logits, mlp_logits, top_tokens,
+                                 train_tuned_lens)
 
 torch.manual_seed(0)
 model = load_model(MODEL)
@@ -61,7 +61,7 @@ str_tokens = model.to_str_tokens(prompt)
 layer_logits = lens_logits(model, tokens)  # layer batch pos d_vocab
 assert torch.allclose(layer_logits[-1], model(tokens), atol=1e-4), "last layer != model output"
 
-top1 = top_k_tokens(model, layer_logits[:, 0], k=1)
+top1 = top_tokens(model, layer_logits[:, 0], n=1)
 top1_prob = layer_logits[:, 0].softmax(-1).max(-1).values  # layer pos
 fig, ax = plt.subplots(figsize=(12, 0.6 * n_layers + 1.2))
 ax.imshow(top1_prob.detach().cpu(), cmap="Blues", vmin=0, vmax=1, aspect="auto")
@@ -132,7 +132,7 @@ ax2.invert_yaxis()
 ax2.set_title("MLPs")
 plt.tight_layout()
 plt.show()
-full_diff = logit_diff(ioi_layer_logits[-1, rows, ends], io_ids, s_ids).mean().item()
+full_diff = logit_difference(ioi_layer_logits[-1, rows, ends], io_ids, s_ids).mean().item()
 components = {f"L{l}H{h}": head_dla[l, h].item() for l in range(n_layers)
               for h in range(model.cfg.n_heads)}
 components.update({f"L{l} MLP": mlp_dla[l].item() for l in range(n_layers)})

@@ -42,10 +42,11 @@ import matplotlib.pyplot as plt
 import torch
 
 from mi_helpers import load_model
-from mi_helpers.ioi import is_single_token, logits_at, single_token_ids, tokenize_prompts
-from mi_helpers.probing import ablate_direction, causal_effect, probe_sweep
-from mi_helpers.text import language_prompts
-from mi_helpers.zoo.corpus import EN_PREP, FR_PREP
+from mi_helpers.core import hook_name
+from mi_helpers.datasets import (EN_PREP, FR_PREP, is_single_token, language_prompts, logits_at,
+                                 single_token_ids, tokenize_prompts)
+from mi_helpers.features import probe_sweep
+from mi_helpers.interventions import causal_effect
 
 torch.manual_seed(0)
 model = load_model(MODEL)
@@ -73,10 +74,10 @@ for i in (0, 1, 400, 401):
 # nothing still scores about 0.67 F1 on balanced classes; read accuracy too.)
 
 # %%
-hooks = ["blocks.0.hook_resid_pre"] + [f"blocks.{l}.hook_resid_post" for l in range(n_layers)]
+hooks = [hook_name("resid_pre", 0)] + [hook_name("resid_post", l) for l in range(n_layers)]
 names = ["embed"] + [f"after L{l}" for l in range(n_layers)]
 dense = probe_sweep(model, tokens, labels, hooks, pos=ends, progress=False)
-sparse = probe_sweep(model, tokens, labels, hooks, pos=ends, k=8, progress=False)
+sparse = probe_sweep(model, tokens, labels, hooks, pos=ends, n_dims=8, progress=False)
 print(f"{'':10s} {'F1':>6s} {'prec':>6s} {'recall':>6s} {'acc':>6s} {'control acc':>12s} {'8-sparse F1':>12s}")
 for name, row, srow in zip(names, dense, sparse):
     print(f"{name:10s} {row['f1']:6.3f} {row['precision']:6.3f} {row['recall']:6.3f} "

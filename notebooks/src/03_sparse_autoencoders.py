@@ -50,14 +50,15 @@ import matplotlib.pyplot as plt
 import torch
 
 from mi_helpers import load_model
-from mi_helpers.sae import (SAES_DIR, ActivationBuffer, ToyFeatures, build_sae,
-                            ce_loss_recovered, load_sae, mmcs, sae_metrics, save_sae, train_sae)
-from mi_helpers.text import corpus_sentences, token_chunks
-from mi_helpers.universality import unit_activations
+from mi_helpers.core import collect_activations, hook_name
+from mi_helpers.datasets import corpus_sentences, token_chunks
+from mi_helpers.features.sae import (SAES_DIR, ActivationBuffer, ToyFeatures, build_sae,
+                                     SAETrainingError, ce_loss_recovered, load_sae, mmcs,
+                                     sae_metrics, save_sae, train_sae)
 
 torch.manual_seed(0)
 model = load_model(MODEL)
-HOOK = f"blocks.{model.cfg.n_layers // 2 - 1}.hook_resid_post"  # the middle of the model
+HOOK = hook_name("resid_post", model.cfg.n_layers // 2 - 1)  # the middle of the model
 D_IN = model.cfg.d_model
 print(f"{MODEL}: SAEs read {HOOK} (width {D_IN})")
 
@@ -86,8 +87,8 @@ assert all(v >= 0.95 for v in toy_results.values()), "the SAEs should recover th
 # %%
 train_tokens = token_chunks(model, corpus_sentences(4000, seed=0), 64)
 eval_tokens = token_chunks(model, corpus_sentences(1000, seed=1), 64)
-train_acts = unit_activations(model, train_tokens, HOOK)
-eval_acts = unit_activations(model, eval_tokens, HOOK)
+train_acts = collect_activations(model, train_tokens, [HOOK], drop_bos=True)[HOOK]
+eval_acts = collect_activations(model, eval_tokens, [HOOK], drop_bos=True)[HOOK]
 print(f"{len(train_acts):,} training and {len(eval_acts):,} evaluation activations")
 
 # %% [markdown]
@@ -105,12 +106,16 @@ SWEEPS = {
     "gated": [{"l1_coefficient": c} for c in (0.3, 1.0)],
     "matryoshka": [{"k": 8, "matryoshka_widths": [32, 128, 256]}],
 }
-rows = []
+rows, failed = [], []
 for arch, settings_list in SWEEPS.items():
     for settings in settings_list:
         sae = build_sae(d_in=D_IN, d_sae=256, architecture=arch, hook_name=HOOK, **settings)
-        train_sae(sae, ActivationBuffer.from_tensor(train_acts, batch_size=1024, seed=0),
-                  steps=STEPS, lr=3e-3, progress=False, seed=0)
+        try:
+            train_sae(sae, ActivationBuffer.from_tensor(train_acts, acts_per_batch=1024, seed=0),
+                      steps=STEPS, lr=3e-3, progress=False, seed=0)
+        except SAETrainingError as err:  # e.g. a penalty too strong for this model's scale
+            failed.append(f"{arch} {settings}: {type(err).__name__} at step {err.step}")
+            continue
         metrics = sae_metrics(sae, eval_acts)
         ce = ce_loss_recovered(model, sae, eval_tokens[:32])
         rows.append({"arch": arch, "settings": settings, "sae": sae, "l0": metrics["l0"],
@@ -121,6 +126,8 @@ for r in rows:
     setting = ", ".join(f"{k}={v}" for k, v in r["settings"].items() if k in ("k", "l1_coefficient", "l0_coefficient"))
     print(f"{r['arch']:>12} {setting[:28]:>28} {r['l0']:6.1f} {r['fvu']:6.3f} "
           f"{r['ce_recovered']:8.1%} {r['dead']:6.1%}")
+for line in failed:
+    print("not trained:", line)
 
 # %%
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))

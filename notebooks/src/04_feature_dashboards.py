@@ -47,17 +47,17 @@ import torch
 from IPython.display import display
 
 from mi_helpers import load_model
-from mi_helpers.autointerp import TokenExplainer, score_explanation, simulation_score
-from mi_helpers.dashboards import (DashboardWidget, NeuronReader, SAELatentReader, StaticHTML,
-                                   build_dashboard, collect_statistics, export_html,
-                                   random_contexts, render_html)
-from mi_helpers.sae import SAES_DIR, ActivationBuffer, build_sae, load_sae, train_sae
-from mi_helpers.text import corpus_sentences, token_chunks
-from mi_helpers.universality import unit_activations
+from mi_helpers.core import collect_activations, hook_name
+from mi_helpers.datasets import corpus_sentences, token_chunks
+from mi_helpers.features.autointerp import TokenExplainer, score_explanation, simulation_score
+from mi_helpers.features.dashboards import (DashboardWidget, NeuronReader, SAELatentReader,
+                                            StaticHTML, build_dashboard, collect_statistics,
+                                            export_html, random_contexts, render_html)
+from mi_helpers.features.sae import SAES_DIR, ActivationBuffer, build_sae, load_sae, train_sae
 
 torch.manual_seed(0)
 model = load_model(MODEL)
-HOOK = f"blocks.{model.cfg.n_layers // 2 - 1}.hook_resid_post"
+HOOK = hook_name("resid_post", model.cfg.n_layers // 2 - 1)
 committed = SAES_DIR / MODEL / "topk-k16"
 if committed.is_dir():
     sae = load_sae(committed)
@@ -65,8 +65,9 @@ if committed.is_dir():
 else:  # a hub model: train a small one here (notebook 03 shows how to do it well)
     sae = build_sae(d_in=model.cfg.d_model, d_sae=8 * model.cfg.d_model, architecture="topk",
                     k=16, hook_name=HOOK)
-    acts = unit_activations(model, token_chunks(model, corpus_sentences(3000, seed=0), 64), HOOK)
-    train_sae(sae, ActivationBuffer.from_tensor(acts, batch_size=1024), steps=500, lr=3e-3,
+    sae_tokens = token_chunks(model, corpus_sentences(3000, seed=0), 64)
+    acts = collect_activations(model, sae_tokens, [HOOK], drop_bos=True)[HOOK]
+    train_sae(sae, ActivationBuffer.from_tensor(acts, acts_per_batch=1024), steps=500, lr=3e-3,
               progress=False)
 latents = SAELatentReader(sae, label="TopK SAE")
 neurons = NeuronReader(model, layer=model.cfg.n_layers // 2 - 1)
@@ -80,8 +81,8 @@ print(f"{latents.n_units} SAE latents on {latents.hook}; {neurons.n_units} neuro
 
 # %%
 tokens = token_chunks(model, corpus_sentences(2000, seed=3), 64)
-stats = {"latent": collect_statistics(model, latents, tokens, k=20, n_sample=4096, progress=False),
-         "neuron": collect_statistics(model, neurons, tokens, k=20, n_sample=4096, progress=False)}
+stats = {"latent": collect_statistics(model, latents, tokens, n_top=20, n_sample=4096, progress=False),
+         "neuron": collect_statistics(model, neurons, tokens, n_top=20, n_sample=4096, progress=False)}
 readers = {"latent": latents, "neuron": neurons}
 for kind, s in stats.items():
     print(f"{kind}s: {s.n_tokens:,} tokens; kept top {tuple(s.top_values.shape)}, sample "

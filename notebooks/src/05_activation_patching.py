@@ -50,11 +50,11 @@ import matplotlib.pyplot as plt
 import torch
 
 from mi_helpers import load_model
-from mi_helpers.circuits import head_label
-from mi_helpers.ioi import abc_corruption, ioi_dataset
-from mi_helpers.patching import ablation_patching, activation_patching, causal_tracing
+from mi_helpers.circuits import (abc_corruption, ablation_patching, activation_patching,
+                                 causal_tracing, ioi_dataset)
+from mi_helpers.core import top_heads
+from mi_helpers.datasets import IOI_HELDOUT_TEMPLATES
 from mi_helpers.viz import heatmap
-from mi_helpers.zoo.corpus import IOI_HELDOUT_TEMPLATES
 
 torch.manual_seed(0)
 model = load_model(MODEL)
@@ -109,9 +109,9 @@ assert last[pos["end"]] > 0.9 and last[:pos["end"]].max() < 0.2, "by the last la
 # %%
 blocks = {}
 for target in ("attn_out", "mlp_out"):
-    for direction in ("denoise", "noise"):
-        blocks[target, direction] = activation_patching(
-            model, clean.tokens, corrupted.tokens, clean.metric, target, direction=direction).score
+    for mode in ("denoise", "noise"):
+        blocks[target, mode] = activation_patching(
+            model, clean.tokens, corrupted.tokens, clean.metric, target, mode=mode).score
 fig, axes = plt.subplots(1, 2, figsize=(10, 3), sharey=True)
 for ax, target in zip(axes, ("attn_out", "mlp_out")):
     x = torch.arange(n_layers)
@@ -141,7 +141,7 @@ assert agreement > 0.5, "noising and denoising should point at the same blocks"
 
 # %%
 heads_noise = activation_patching(model, clean.tokens, corrupted.tokens, clean.metric, "z",
-                                  direction="noise")
+                                  mode="noise")
 ablations = {kind: ablation_patching(model, clean.tokens, clean.metric, "z", ablation=kind,
                                      reference=None if kind == "zero" else corrupted.tokens)
              for kind in ("zero", "mean", "resample")}
@@ -149,22 +149,20 @@ fig, axes = plt.subplots(1, 4, figsize=(16, 3))
 heatmap(1 - heads_noise.score, "patched from corrupted", xlabel="head", ylabel="layer",
         ax=axes[0], center=None, cmap="Reds")
 for ax, (kind, result) in zip(axes[1:], ablations.items()):
-    heatmap((result.clean - result.values) / result.clean, f"{kind} ablation: drop / clean",
-            xlabel="head", ax=ax, center=0)
+    heatmap(result.drop, f"{kind} ablation: drop / clean", xlabel="head", ax=ax, center=0)
 plt.tight_layout()
 plt.show()
-drop = {kind: (r.clean - r.values).flatten() / r.clean for kind, r in ablations.items()}
-drop["corrupted patch"] = (1 - heads_noise.score).flatten()
-top = {kind: set(d.topk(3).indices.tolist()) for kind, d in drop.items()}
+drop = {kind: r.drop for kind, r in ablations.items()}  # layer head
+drop["corrupted patch"] = 1 - heads_noise.score
+top = {kind: set(top_heads(d, 3)) for kind, d in drop.items()}
 for kind, d in drop.items():
-    best = [divmod(i, n_heads) for i in d.topk(3).indices.tolist()]
-    print(f"{kind:>16}: top heads {[head_label(h) for h in best]}, largest drop {d.max():.0%}, "
-          f"mean |drop| {d.abs().mean():.1%}")
+    print(f"{kind:>16}: top heads {[h.label for h in top_heads(d, 3)]}, largest drop "
+          f"{d.max():.0%}, mean |drop| {d.abs().mean():.1%}")
 
 # %%
 shared = top["mean"] & top["resample"] & top["corrupted patch"]
 print("heads in the top 3 of mean, resample and corrupted patching alike:",
-      [head_label(divmod(i, n_heads)) for i in sorted(shared)])
+      [h.label for h in sorted(shared)])
 assert len(shared) >= 2, "the ablations should agree on the most important heads"
 assert drop["zero"].abs().mean() > drop["mean"].abs().mean(), "zero ablation is the harshest"
 

@@ -51,12 +51,10 @@ import matplotlib.pyplot as plt
 import torch
 
 from mi_helpers import load_model
-from mi_helpers.circuits import (CircuitEvaluator, completeness, faithfulness, head_label,
-                                 head_means, minimality)
-from mi_helpers.ioi import abc_corruption, ioi_dataset
-from mi_helpers.lens import head_logits
-from mi_helpers.patching import cached_run
-from mi_helpers.path_patching import path_patching
+from mi_helpers.circuits import (CircuitEvaluator, abc_corruption, completeness, faithfulness,
+                                 head_means, ioi_dataset, minimality, path_patching)
+from mi_helpers.core import Circuit, CircuitGraph, Head, layer_hooks, run_cached, top_heads
+from mi_helpers.features import head_logits
 from mi_helpers.viz import heatmap
 
 torch.manual_seed(0)
@@ -93,14 +91,13 @@ to_logits = path_patching(model, ioi.tokens, abc.tokens, ioi.metric, "logits")
 heatmap(to_logits.relative, "path patching to the logits: change in logit difference",
         xlabel="head", ylabel="layer")
 plt.show()
-order = to_logits.relative.flatten().argsort()
-direct_heads = [divmod(int(i), n_heads) for i in order[:8] if to_logits.relative.flatten()[i] < -0.1]
-direct_heads = direct_heads or [divmod(int(order[0]), n_heads)]  # at least the strongest
+found_direct = [h for h in to_logits.top_heads(8) if to_logits.relative[h] < -0.1]
 print("heads whose path to the logits lowers the logit difference by > 10%:",
-      {head_label(h): round(to_logits.relative[h].item(), 2) for h in direct_heads})
+      {h.label: round(to_logits.relative[h].item(), 2) for h in found_direct})
+direct_heads = found_direct or to_logits.top_heads(1)  # analyse at least the strongest path
 
 # %%
-assert 1 <= len(direct_heads) <= 6, "expected a few heads, not none or all"
+assert 1 <= len(found_direct) <= 6, "expected a few heads, not none or all"
 
 # %% [markdown]
 # ## 3. What do they attend to?
@@ -109,20 +106,20 @@ assert 1 <= len(direct_heads) <= 6, "expected a few heads, not none or all"
 # %%
 rows = torch.arange(len(ioi))
 pos = ioi.word_positions
-patterns = cached_run(model, ioi.tokens,
-                      [f"blocks.{layer}.attn.hook_pattern" for layer in range(n_layers)])[1]
+pattern_hooks = layer_hooks(model, "pattern")
+patterns = run_cached(model, ioi.tokens, pattern_hooks)[1]
 
 
 def attention_to(head, word):
     """Mean attention of ``head`` from the last token to ``word``'s position."""
-    pattern = patterns[f"blocks.{head[0]}.attn.hook_pattern"][:, head[1]]  # batch dest src
+    pattern = patterns[pattern_hooks[head.layer]][:, head.head]  # batch dest src
     return pattern[rows, pos["end"], pos[word]].mean().item()
 
 
 def show_attention(heads, title):
     words = ("IO", "S1", "S2")
     values = torch.tensor([[attention_to(h, w) for w in words] for h in heads])
-    heatmap(values, title, xticklabels=list(words), yticklabels=[head_label(h) for h in heads],
+    heatmap(values, title, xticklabels=list(words), yticklabels=[h.label for h in heads],
             center=None, cmap="Greens", colorbar_label="attention from the last token")
     plt.show()
     return values
@@ -130,7 +127,7 @@ def show_attention(heads, title):
 
 direct_attention = show_attention(direct_heads, "heads found in section 2")
 for h, (a_io, a_s1, a_s2) in zip(direct_heads, direct_attention.tolist()):
-    print(f"{head_label(h)}: to IO {a_io:.2f}, to S1 {a_s1:.2f}, to S2 {a_s2:.2f}")
+    print(f"{h.label}: to IO {a_io:.2f}, to S1 {a_s1:.2f}, to S2 {a_s2:.2f}")
 
 # %% [markdown]
 # ## 4. A trap: these heads alone "explain" the logit difference
@@ -169,11 +166,11 @@ to_logits_io = path_patching(model, ioi.tokens, abc.tokens, io_score, "logits")
 heatmap(to_logits_io.relative, "path patching to the logits: change in IO name score",
         xlabel="head", ylabel="layer")
 plt.show()
-flat = to_logits_io.relative.flatten()
-candidates = [divmod(int(i), n_heads) for i in flat.argsort()[:8] if divmod(int(i), n_heads) not in direct_heads]
-mover_heads = [h for h in candidates if to_logits_io.relative[h] < -0.05] or candidates[:1]
+candidates = [h for h in to_logits_io.top_heads(8) if h not in direct_heads]
+found_movers = [h for h in candidates if to_logits_io.relative[h] < -0.05]
 print("further heads whose path to the logits lowers the IO name score by > 5%:",
-      {head_label(h): round(to_logits_io.relative[h].item(), 2) for h in mover_heads})
+      {h.label: round(to_logits_io.relative[h].item(), 2) for h in found_movers})
+mover_heads = found_movers or candidates[:1]  # analyse at least the strongest
 mover_attention = show_attention(mover_heads, "heads found in section 5")
 
 # %% [markdown]
@@ -187,17 +184,17 @@ per_head = head_logits(model, ioi.tokens)[:, :, rows, pos["end"]]  # layer head 
 
 def copy_gain(head, target_ids):
     """How much ``head``'s output raises ``target_ids`` above the mean candidate name."""
-    out = per_head[head[0], head[1]]  # batch d_vocab
+    out = per_head[head.layer, head.head]  # batch d_vocab
     return (out[rows, target_ids] - out[:, ioi.name_ids].mean(-1)).mean().item()
 
 
 for h in mover_heads:
-    print(f"{head_label(h)}: raises IO by {copy_gain(h, ioi.io_ids):.2f} and S by "
+    print(f"{h.label}: raises IO by {copy_gain(h, ioi.io_ids):.2f} and S by "
           f"{copy_gain(h, ioi.s_ids):.2f} above the average name")
 name_attention = mover_attention.sum(-1)
 
 # %%
-assert len(mover_heads) >= 1
+assert len(found_movers) >= 1, "no head's path raises the IO name score"
 assert (name_attention > 0.5).all(), "they should attend mostly to the names"
 assert all(copy_gain(h, ioi.io_ids) > 0 for h in mover_heads), "and copy them"
 
@@ -209,12 +206,12 @@ assert all(copy_gain(h, ioi.io_ids) > 0 for h in mover_heads), "and copy them"
 # values.
 
 # %%
-late_movers = [h for h in mover_heads if h[0] > 0]  # heads with earlier heads to steer them
+late_movers = [h for h in mover_heads if h.layer > 0]  # heads with earlier heads to steer them
 upstream, largest = {}, {}
 if late_movers:
-    first_mover_layer = min(h[0] for h in late_movers)
+    first_mover_layer = min(h.layer for h in late_movers)
     for kind in ("q", "k", "v"):
-        receivers = [(layer, head, kind) for layer, head in late_movers]
+        receivers = [(h.layer, h.head, kind) for h in late_movers]
         at = pos["end"] if kind == "q" else None
         upstream[kind] = path_patching(model, ioi.tokens, abc.tokens, io_score, receivers,
                                        receiver_positions=at).relative
@@ -245,8 +242,8 @@ if MODEL.startswith("zoo"):
 # The circuit is both groups of heads. Faithfulness compares it, alone, with the model.
 
 # %%
-circuit = sorted(set(direct_heads) | set(mover_heads))
-print("circuit:", [head_label(h) for h in circuit])
+circuit = Circuit.from_heads(CircuitGraph.from_model(model), set(direct_heads) | set(mover_heads))
+print(circuit)
 faith = {label: faithfulness(ev, circuit) for label, ev in evaluators.items()}
 for label, f in faith.items():
     print(f"{label:>13}: circuit {f.circuit:.2f} vs model {f.full:.2f} "
@@ -278,7 +275,7 @@ ax1.set_xlabel("F(M \\ K): K removed from the model")
 ax1.set_ylabel("F(C \\ K): K removed from the circuit")
 ax1.set_title("completeness (logit difference)")
 ax1.legend()
-ax2.bar([head_label(h) for h in mins], list(mins.values()))
+ax2.bar([h.label for h in mins], list(mins.values()))
 ax2.set_ylabel("largest |change| in logit diff")
 ax2.set_title("minimality: each head's contribution")
 ax2.tick_params(axis="x", rotation=60)
@@ -287,7 +284,7 @@ plt.show()
 gaps = torch.tensor([p.gap for p in points])
 print(f"completeness gap |F(C\\K) - F(M\\K)|: mean {gaps.mean():.2f}, largest {gaps.max():.2f} "
       f"(model's logit diff {ev.full:.2f})")
-print("minimality:", {head_label(h): round(v, 2) for h, v in mins.items()})
+print("minimality:", {h.label: round(v, 2) for h, v in mins.items()})
 
 # %%
 assert gaps.max() < 0.5 * ev.full, "no subset should break the circuit much more than the model"
@@ -307,7 +304,7 @@ GPT2_SMALL_REFERENCE = {  # Wang et al. (2022), layer.head
     "S-inhibition": [(7, 3), (7, 9), (8, 6), (8, 10)],
 }
 if MODEL in ("gpt2", "gpt2-small"):
-    strongest = {divmod(int(i), n_heads) for i in to_logits.relative.flatten().argsort()[:5]}
+    strongest = set(to_logits.top_heads(5))
     found = strongest & set(GPT2_SMALL_REFERENCE["name movers"])
     print("reference name movers among the 5 strongest paths to the logits:", sorted(found))
     assert len(found) >= 2
@@ -315,9 +312,9 @@ if MODEL in ("gpt2", "gpt2-small"):
     # as in the paper: which heads act through the name movers' queries at the last token?
     into_movers = path_patching(model, ioi.tokens, abc.tokens, ioi.metric,
                                 [(*h, "q") for h in GPT2_SMALL_REFERENCE["name movers"]],
-                                receiver_positions=pos["end"]).relative
-    query_path = into_movers.nan_to_num(0.0).flatten().argsort()[:8]
-    s_inhibition = {divmod(int(i), n_heads) for i in query_path} & set(GPT2_SMALL_REFERENCE["S-inhibition"])
+                                receiver_positions=pos["end"])
+    query_path = top_heads(-into_movers.relative, 8)
+    s_inhibition = set(query_path) & set(GPT2_SMALL_REFERENCE["S-inhibition"])
     print("reference S-inhibition heads among the 8 strongest query paths:", sorted(s_inhibition))
     assert len(s_inhibition) >= 2
 else:

@@ -42,11 +42,12 @@ import matplotlib.pyplot as plt
 import torch
 
 from mi_helpers import load_model
-from mi_helpers.circuits import (composition_baseline, composition_scores, head_ablation_hooks,
-                                 head_label, head_means, per_token_loss)
-from mi_helpers.head_scores import (attention_patterns, head_scores, offset_score,
-                                    repeated_random_tokens)
-from mi_helpers.path_patching import path_patching
+from mi_helpers.circuits import (attention_patterns, composition_baseline, composition_scores,
+                                 head_ablation_hooks, head_means, head_scores, offset_score,
+                                 path_patching)
+from mi_helpers.core import heads_above, top_heads
+from mi_helpers.core.metrics import per_token_loss
+from mi_helpers.datasets import repeated_random_tokens
 from mi_helpers.viz import heatmap, plot_attention
 
 torch.manual_seed(0)
@@ -71,29 +72,28 @@ for ax, kind in zip(axes, ("previous_token", "duplicate_token", "induction")):
             center=None, cmap="Blues")
 plt.tight_layout()
 plt.show()
-# induction needs an earlier head to compose with, so look from layer 1 on
-late = scores["induction"][1:]
-induction_head = divmod(int(late.argmax()) + n_heads, n_heads)  # the strongest
-induction_heads = [divmod(int(i) + n_heads, n_heads) for i in (late.flatten() > 0.8).nonzero()]
-induction_heads = induction_heads or [induction_head]
-earlier = scores["previous_token"][: induction_head[0]]
-prev_head = divmod(int(earlier.argmax()), n_heads)
+found_induction = heads_above(scores["induction"], 0.8)
+(induction_head,) = top_heads(scores["induction"], 1)  # the strongest
+induction_heads = found_induction or [induction_head]  # analyse at least the strongest
+(prev_head,) = top_heads(scores["previous_token"], 1)
 print("induction heads (score > 0.8):",
-      {head_label(h): round(scores["induction"][h].item(), 2) for h in induction_heads})
-print(f"previous-token head {head_label(prev_head)}: {scores['previous_token'][prev_head]:.2f}")
+      {h.label: round(scores["induction"][h].item(), 2) for h in found_induction})
+print(f"strongest induction head {induction_head.label}, previous-token head "
+      f"{prev_head.label}: {scores['previous_token'][prev_head]:.2f}")
 
 # %%
-assert len(induction_heads) >= 1
-assert scores["previous_token"][prev_head] > 0.8 and prev_head[0] < induction_head[0]
+assert len(found_induction) >= 1, "no head scores above 0.8 on induction"
+assert scores["previous_token"][prev_head] > 0.8, "no previous-token head"
+assert prev_head.layer < induction_head.layer, "the previous-token head must come first"
 
 # %%
 tokens = repeated_random_tokens(model, rep_len=10, n_seqs=1, seed=1)
 labels = model.to_str_tokens(tokens[0])
 patterns = attention_patterns(model, tokens)  # layer batch head dest_pos src_pos
-both = torch.stack([patterns[prev_head[0], 0, prev_head[1]],
-                    patterns[induction_head[0], 0, induction_head[1]]])
-plot_attention(both, labels, head_names=[f"{head_label(prev_head)} (previous token)",
-                                         f"{head_label(induction_head)} (induction)"], ncols=2)
+both = torch.stack([patterns[prev_head.layer, 0, prev_head.head],
+                    patterns[induction_head.layer, 0, induction_head.head]])
+plot_attention(both, labels, head_names=[f"{prev_head.label} (previous token)",
+                                         f"{induction_head.label} (induction)"], ncols=2)
 plt.show()
 
 # %% [markdown]
@@ -105,7 +105,7 @@ plt.show()
 # %%
 composition = {kind: composition_scores(model, kind) for kind in ("Q", "K", "V")}
 baseline = {kind: composition_baseline(model, kind) for kind in ("Q", "K", "V")}
-layer_a, layer_b = prev_head[0], induction_head[0]
+layer_a, layer_b = prev_head.layer, induction_head.layer
 fig, axes = plt.subplots(1, 3, figsize=(15, 2.8))
 for ax, (kind, values) in zip(axes, composition.items()):
     heatmap(values[layer_a, :, layer_b], f"{kind}-composition, L{layer_a} -> L{layer_b}",
@@ -113,14 +113,15 @@ for ax, (kind, values) in zip(axes, composition.items()):
             cmap="Purples")
 plt.tight_layout()
 plt.show()
-pair = {kind: torch.tensor([values[prev_head[0], prev_head[1], h[0], h[1]].item()
-                            for h in induction_heads if h[0] > prev_head[0]])
+pair = {kind: torch.tensor([values[(*prev_head, *h)].item()
+                            for h in induction_heads if h.layer > prev_head.layer])
         for kind, values in composition.items()}
 for kind in pair:
-    print(f"{kind}-composition {head_label(prev_head)} -> induction heads: "
+    print(f"{kind}-composition {prev_head.label} -> induction heads: "
           f"{[round(v, 3) for v in pair[kind].tolist()]} (random heads: {baseline[kind]:.3f})")
 
 # %%
+assert len(pair["K"]) >= 1, "no induction head after the previous-token head"
 assert (pair["K"] > pair["Q"]).all() and (pair["K"] > pair["V"]).all(), "keys read the previous-token head"
 assert (pair["K"] > 1.5 * baseline["K"]).all(), "...clearly more than chance"
 
@@ -152,26 +153,27 @@ zero_increase = repeat_loss(head_ablation_hooks(model, [induction_head])) - clea
 heatmap(increase, f"loss increase on the repeat (clean {clean_loss:.2f} nats/token)",
         xlabel="head", ylabel="layer", center=None, cmap="Reds")
 plt.show()
-same_layer = [increase[induction_head[0], h].item() for h in range(n_heads)
-              if (induction_head[0], h) not in induction_heads]
+same_layer = [increase[induction_head.layer, h].item() for h in range(n_heads)
+              if (induction_head.layer, h) not in induction_heads]
 print(f"clean loss on the repeated half: {clean_loss:.2f} nats/token")
 for h in induction_heads:
-    print(f"mean-ablating induction head {head_label(h)}: +{increase[h]:.2f}")
-print(f"zero-ablating {head_label(induction_head)} instead: +{zero_increase:.2f}")
-print(f"largest increase from another head of layer {induction_head[0]}: {max(same_layer, default=0):+.2f}")
-print(f"mean-ablating the previous-token head {head_label(prev_head)}: +{increase[prev_head]:.2f}")
+    print(f"mean-ablating induction head {h.label}: +{increase[h]:.2f}")
+print(f"zero-ablating {induction_head.label} instead: +{zero_increase:.2f}")
+print(f"largest increase from another head of layer {induction_head.layer}: "
+      f"{max(same_layer, default=0):+.2f}")
+print(f"mean-ablating the previous-token head {prev_head.label}: +{increase[prev_head]:.2f}")
 test_patterns = attention_patterns(model, test_tokens)
 self_attention = offset_score(test_patterns, range(1, test_tokens.shape[1]), 0)  # layer head
-for layer, head in [divmod(int(i), n_heads) for i in increase.flatten().argsort(descending=True)]:
-    if (layer, head) not in induction_heads and (layer, head) != prev_head and increase[layer, head] > 0.5:
-        print(f"also costly: {head_label((layer, head))} +{increase[layer, head]:.2f}; it attends to "
-              f"its own position with weight {self_attention[layer, head]:.2f}")
+for h in top_heads(increase, n_layers * n_heads):
+    if h not in induction_heads and h != prev_head and increase[h] > 0.5:
+        print(f"also costly: {h.label} +{increase[h]:.2f}; it attends to "
+              f"its own position with weight {self_attention[h]:.2f}")
 
 # %%
 smallest = min(increase[h].item() for h in induction_heads)
 assert smallest > 1.0, "ablating an induction head should cost > 1 nat/token"
 assert smallest > 2 * max(same_layer, default=0), "...more than twice any other head of its layer"
-assert increase[prev_head] == increase[prev_head[0]].max(), "the costliest head of its layer"
+assert increase[prev_head] == increase[prev_head.layer].max(), "the costliest head of its layer"
 
 # %% [markdown]
 # ## 4. Path patching: through the keys
@@ -191,16 +193,18 @@ def repeat_log_prob(logits):
     return -per_token_loss(logits, test_tokens)[:, second_half].mean()
 
 
-receivers = [h for h in induction_heads if h[0] > prev_head[0]]
+receivers = [h for h in induction_heads if h.layer > prev_head.layer]
 path = {kind: path_patching(model, test_tokens, corrupted_tokens, repeat_log_prob,
                             [(*h, kind) for h in receivers], senders=[[prev_head]])
-        for kind in ("q", "k", "v")}
+        for kind in ("q", "k", "v") if receivers}
+if not receivers:
+    print(f"no induction head comes after {prev_head.label}: no path to patch")
 for kind, result in path.items():
-    print(f"{head_label(prev_head)} -> induction heads' {kind}: score {result.score.item():.2f} "
+    print(f"{prev_head.label} -> induction heads' {kind}: score {result.score.item():.2f} "
           f"(1 = no effect, 0 = as corrupted)")
 
 # %%
-assert path["k"].score.item() < path["q"].score.item() - 0.2, "the path runs through the keys"
+assert path and path["k"].score.item() < path["q"].score.item() - 0.2, "through the keys"
 
 # %% [markdown]
 # ## Summary

@@ -45,14 +45,19 @@ import matplotlib.pyplot as plt
 import torch
 
 from mi_helpers import load_model
-from mi_helpers.head_scores import head_scores
-from mi_helpers.sae import ActivationBuffer, build_sae, sae_metrics, train_sae
-from mi_helpers.text import corpus_sentences, token_chunks
-from mi_helpers.universality import (MLP_POST_HOOK, best_matches, check_same_tokenizer,
-                                     fraction_above, mapped_direction_similarity, random_like,
-                                     latent_centroids, map_quality, recurring_heads,
-                                     residual_map, unit_activations)
+from mi_helpers.circuits import head_scores
+from mi_helpers.core import collect_activations, hook_name
+from mi_helpers.datasets import corpus_sentences, token_chunks
+from mi_helpers.features.sae import ActivationBuffer, build_sae, sae_metrics, train_sae
+from mi_helpers.universality import (best_matches, check_same_tokenizer, fraction_above,
+                                     latent_centroids, map_quality, mapped_direction_similarity,
+                                     random_like, recurring_heads, residual_map)
 from mi_helpers.viz import heatmap
+
+
+def token_acts(model, tokens, hook):
+    """One row per token (BOS left out) of ``hook``'s activations."""
+    return collect_activations(model, tokens, [hook], drop_bos=True)[hook]
 
 torch.manual_seed(0)
 models = {name: load_model(name) for name in [MODEL, *OTHERS, OTHER_SIZE]}
@@ -79,14 +84,16 @@ plt.show()
 prev = recurring_heads({n: s["previous_token"] for n, s in scores.items()}, 0.8)
 induction = recurring_heads({n: s["induction"] for n, s in scores.items()}, 0.8)
 for name in models:
-    print(f"{name:>13}: previous-token heads {prev[name]}, induction heads {induction[name]}")
+    print(f"{name:>13}: previous-token heads {[h.label for h in prev[name]]}, induction heads "
+          f"{[h.label for h in induction[name]]}")
 
 # %%
 for name in models:
     if name == "random":
         continue
     assert prev[name] and induction[name], f"{name} should have both kinds of head"
-    assert min(l for l, _ in prev[name]) < max(l for l, _ in induction[name]), "previous-token first"
+    assert min(h.layer for h in prev[name]) < max(h.layer for h in induction[name]), \
+        "previous-token first"
 assert not prev["random"] and not induction["random"], "a random model has neither"
 
 # %% [markdown]
@@ -100,10 +107,10 @@ tokens = token_chunks(reference, corpus_sentences(1200, seed=11), 64)
 same_shape = [*OTHERS, "random"]
 neuron_best = {}
 for layer in range(reference.cfg.n_layers):
-    hook = MLP_POST_HOOK.format(layer=layer)
-    mine = unit_activations(reference, tokens, hook)
+    hook = hook_name("mlp_post", layer)
+    mine = token_acts(reference, tokens, hook)
     for name in same_shape:
-        neuron_best[name, layer] = best_matches(mine, unit_activations(models[name], tokens, hook))[0]
+        neuron_best[name, layer] = best_matches(mine, token_acts(models[name], tokens, hook))[0]
 print(f"{tokens.numel() - len(tokens):,} tokens; {reference.cfg.d_mlp} neurons per layer")
 print(f"{'other model':>13} {'layer':>5} {'mean best r':>12} {'> 0.5':>7} {'> 0.7':>7} {'> 0.9':>7}")
 for (name, layer), best in neuron_best.items():
@@ -135,17 +142,17 @@ for layer in range(reference.cfg.n_layers):
 # Latents that never fire on the held-out tokens are left out.
 
 # %%
-HOOK = "blocks.0.hook_resid_post"
+HOOK = hook_name("resid_post", 0)
 STEPS = 1000
 train_tokens = token_chunks(reference, corpus_sentences(3000, seed=0), 64)
 saes, latents, resid = {}, {}, {}
 for name in [MODEL, *same_shape]:
     sae = build_sae(d_in=models[name].cfg.d_model, d_sae=256, architecture="topk", k=8,
                     hook_name=HOOK)
-    acts = unit_activations(models[name], train_tokens, HOOK)
-    train_sae(sae, ActivationBuffer.from_tensor(acts, batch_size=512, seed=0), steps=STEPS,
+    acts = token_acts(models[name], train_tokens, HOOK)
+    train_sae(sae, ActivationBuffer.from_tensor(acts, acts_per_batch=512, seed=0), steps=STEPS,
               lr=3e-3, progress=False, seed=0)
-    resid[name] = unit_activations(models[name], tokens, HOOK)
+    resid[name] = token_acts(models[name], tokens, HOOK)
     m = sae_metrics(sae, resid[name])
     with torch.no_grad():
         latents[name] = sae.encode(resid[name])

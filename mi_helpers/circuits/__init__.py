@@ -1,0 +1,31 @@
+"""Circuits: locate the components that carry a behaviour, name their roles, evaluate them.
+
+* :mod:`.patching`: activation patching (denoise / noise), by layer, position and head;
+* :mod:`.ablation`: zero, mean and resample ablation; ablating chosen heads;
+* :mod:`.tracing`: causal tracing with embedding noise;
+* :mod:`.path_patching`: sender heads -> receivers, everything else frozen;
+* :mod:`.evaluation`: faithfulness, completeness, minimality of a circuit;
+* :mod:`.composition`: Q/K/V composition scores from the weights;
+* :mod:`.head_scores`: previous-token, duplicate-token and induction scores;
+* :mod:`.ioi`: the IOI dataset, its ABC corruption and metrics.
+"""
+
+from .ablation import ablation_patching, head_ablation_hooks, head_means
+from .composition import composition_baseline, composition_scores
+from .evaluation import CircuitEvaluator, completeness, faithfulness, minimality
+from .head_scores import attention_patterns, head_scores, offset_score
+from .ioi import IOIDataset, abc_corruption, evaluate_ioi, ioi_dataset
+from .path_patching import path_patching
+from .patching import PatchTarget, activation_patching, patch_sweep
+from .tracing import causal_tracing, embedding_noise_hook
+
+__all__ = [
+    "activation_patching", "patch_sweep", "PatchTarget",
+    "ablation_patching", "head_ablation_hooks", "head_means",
+    "causal_tracing", "embedding_noise_hook",
+    "path_patching",
+    "CircuitEvaluator", "faithfulness", "completeness", "minimality",
+    "composition_scores", "composition_baseline",
+    "head_scores", "attention_patterns", "offset_score",
+    "IOIDataset", "ioi_dataset", "abc_corruption", "evaluate_ioi",
+]

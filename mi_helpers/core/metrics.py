@@ -1,0 +1,51 @@
+"""Metrics on logits that several techniques share.
+
+* :func:`per_token_loss`: next-token cross-entropy at every position;
+* :func:`logit_difference`: ``logit(correct) - logit(wrong)`` per prompt, the standard
+  metric of patching experiments (e.g. IOI's ``logit(IO) - logit(S)``);
+* :func:`kl_divergence`: ``KL(reference || other)`` per position, e.g. a lens against
+  the model's final distribution, or a pruned circuit against the full model.
+"""
+
+from __future__ import annotations
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+__all__ = ["per_token_loss", "logit_difference", "kl_divergence", "kl_from_log_probs"]
+
+
+def per_token_loss(logits: Float[Tensor, "batch pos d_vocab"], tokens: Int[Tensor, "batch pos"]
+                   ) -> Float[Tensor, "batch pos_minus_1"]:
+    """Cross-entropy of predicting ``tokens[:, 1:]``; position ``i`` predicts token ``i + 1``."""
+    if logits.shape[:2] != tokens.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} and tokens {tuple(tokens.shape)} must "
+                         f"share [batch, pos]")
+    log_probs = logits[:, :-1].log_softmax(-1)
+    return -log_probs.gather(-1, tokens[:, 1:, None].to(logits.device)).squeeze(-1)
+
+
+def logit_difference(final_logits: Float[Tensor, "batch d_vocab"],
+                     correct_ids: Int[Tensor, "batch"], wrong_ids: Int[Tensor, "batch"]
+                     ) -> Float[Tensor, "batch"]:
+    """``logit(correct) - logit(wrong)`` for each prompt (logits at the answer position)."""
+    if final_logits.ndim != 2:
+        raise ValueError(f"expected one logit vector per prompt [batch, d_vocab], got shape "
+                         f"{tuple(final_logits.shape)}; select the answer position first")
+    rows = torch.arange(len(final_logits), device=final_logits.device)
+    correct_ids, wrong_ids = correct_ids.to(final_logits.device), wrong_ids.to(final_logits.device)
+    return final_logits[rows, correct_ids] - final_logits[rows, wrong_ids]
+
+
+def kl_divergence(reference_logits: Float[Tensor, "... d_vocab"],
+                  other_logits: Float[Tensor, "... d_vocab"]) -> Float[Tensor, "..."]:
+    """``KL(reference || other)`` in nats at each position: the extra surprise of
+    predicting with ``other`` when ``reference`` is the truth (not symmetric)."""
+    return kl_from_log_probs(reference_logits.log_softmax(-1), other_logits.log_softmax(-1))
+
+
+def kl_from_log_probs(reference: Float[Tensor, "... d_vocab"], other: Float[Tensor, "... d_vocab"]
+                      ) -> Float[Tensor, "..."]:
+    """``KL(reference || other)`` from two log-probability tensors (normalised already)."""
+    return (reference.exp() * (reference - other)).sum(-1)

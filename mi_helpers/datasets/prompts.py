@@ -1,0 +1,85 @@
+"""Prompts to token ids: padding, answer positions and single-token words.
+
+Many experiments compare a model's logits at the *last token of each prompt* for
+*single-token answers* (a name, a word). These helpers make that safe for any
+tokenizer: :func:`tokenize_prompts` right-pads a batch and returns each prompt's last
+position, :func:`logits_at` reads the logits there, and :func:`single_token_ids` maps
+words (after a space, as they follow another word) to ids, refusing words that the
+tokenizer splits. GPT-2's tokenizer, for example, makes ``" Mary"`` one token (5335) but
+splits rarer names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from ..core.checks import check_prompts
+
+__all__ = ["tokenize_prompts", "logits_at", "is_single_token", "single_token_ids",
+           "single_token_words", "natural_text"]
+
+
+def is_single_token(model, word: str) -> bool:
+    """Whether ``" " + word`` is one known token for the model's tokenizer."""
+    toks = model.to_tokens(" " + word, prepend_bos=False)[0]
+    unk_id = model.tokenizer.unk_token_id
+    return len(toks) == 1 and (unk_id is None or int(toks[0]) != unk_id)
+
+
+def single_token_ids(model, words: Sequence[str]) -> Int[Tensor, "batch"]:
+    """Token ids of ``" " + word`` for each word; every one must be a single token.
+
+    Raises:
+        ValueError: naming every word that is not a single token for this tokenizer
+            (split into several tokens, or unknown to a word-level vocabulary).
+    """
+    bad = sorted({w for w in words if not is_single_token(model, w)})
+    if bad:
+        raise ValueError(f"these words are not single tokens for this model's tokenizer: "
+                         f"{bad}; choose words from its vocabulary")
+    ids = [int(model.to_tokens(" " + w, prepend_bos=False)[0, 0]) for w in words]
+    return torch.tensor(ids, device=model.cfg.device)
+
+
+def tokenize_prompts(model, prompts: Sequence[str]
+                     ) -> tuple[Int[Tensor, "batch pos"], Int[Tensor, "batch"]]:
+    """BOS-prefixed tokens, right-padded, and the index of each prompt's last token."""
+    rows = [model.to_tokens(p)[0] for p in check_prompts(prompts)]
+    too_long = [i for i, r in enumerate(rows) if len(r) > model.cfg.n_ctx]
+    if too_long:
+        raise ValueError(f"prompts {too_long[:5]} are longer than the model's context of "
+                         f"{model.cfg.n_ctx} tokens; shorten them")
+    end_positions = torch.tensor([len(r) - 1 for r in rows], device=model.cfg.device)
+    pad_id = model.tokenizer.pad_token_id
+    if pad_id is None:  # e.g. GPT-2: padding sits after each prompt's end and is never read
+        pad_id = model.tokenizer.eos_token_id or 0
+    tokens = torch.full((len(rows), max(len(r) for r in rows)), pad_id,
+                        dtype=torch.long, device=model.cfg.device)
+    for i, row in enumerate(rows):
+        tokens[i, : len(row)] = row
+    return tokens, end_positions
+
+
+def logits_at(logits: Float[Tensor, "batch pos d_vocab"],
+              end_positions: Int[Tensor, "batch"]) -> Float[Tensor, "batch d_vocab"]:
+    """Each prompt's logits at its own last position."""
+    rows = torch.arange(len(logits), device=logits.device)
+    return logits[rows, end_positions.to(logits.device)]
+
+
+def natural_text(template: str) -> str:
+    """A zoo template with ordinary punctuation (``"store , John"`` -> ``"store, John"``).
+
+    The zoo tokenizer splits punctuation off, so both spellings give the same zoo tokens;
+    BPE tokenizers such as GPT-2's expect the ordinary one.
+    """
+    return template.replace(" ,", ",").replace(" .", ".")
+
+
+def single_token_words(model, words: Sequence[str]) -> list[str]:
+    """The words of ``words`` that are single tokens (after a space) for this model."""
+    return [w for w in words if is_single_token(model, w)]

@@ -1,0 +1,303 @@
+"""Linear probes: is a property linearly readable from an activation, and is it used?
+
+A probe is a logistic regression ``P(y = 1 | x) = sigmoid(x @ w + b)`` that predicts a
+binary label ``y`` from an activation ``x`` (one per example, at a chosen hook and
+position, see :func:`extract_activations`). A high held-out F1 says the label is
+*linearly present*; it does not say the model uses it. Two checks guard that reading:
+
+* a **control**: the same probe trained on shuffled labels. Its score is what "no
+  information" looks like for this probe and data, and **selectivity** = real − control
+  (Hewitt & Liang, 2019). Since the threshold is tuned to maximise F1, a probe that
+  knows nothing predicts "all positive" and scores F1 ≈ 2p / (1 + p) for a positive
+  rate ``p`` (2/3 when balanced), not 0.5; read accuracy's selectivity as well.
+* a **causal check** (:func:`mi_helpers.interventions.causal_effect`): remove the probe
+  direction from the activation or push along it, and see whether a behavioural metric
+  moves more than for a random direction.
+
+A **sparse probe** (Gurnee et al., 2023, "Finding Neurons in a Haystack") first ranks
+dimensions by how well each one alone separates the classes — ``|mean_1 − mean_0|`` over
+the pooled standard deviation — and fits a probe on the best ``n_dims`` only
+(:func:`best_dims`); ``n_dims = 1`` asks whether a single neuron carries the feature.
+
+Features are standardised with the training split's mean and std before fitting (full
+batch L-BFGS, L2 penalty), and the weights are mapped back, so ``Probe.direction`` lives
+in activation space. The data are split train / validation / test, stratified: fit on
+train, choose the decision threshold on validation (best F1), report on test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+
+from ..core.activations import collect_activations
+from ..core.checks import check_positive
+from ..core.hooks import hook_name
+
+__all__ = ["Probe", "fit_probe", "tune_threshold", "train_probe", "probe_with_control",
+           "probe_sweep", "binary_metrics", "split_indices", "best_dims", "check_labels",
+           "METRICS"]
+
+METRICS = ("f1", "precision", "recall", "accuracy")
+
+
+@dataclass(repr=False)
+class Probe:
+    """A fitted linear probe: ``score = x @ direction + bias``; positive if ``>= threshold``.
+
+    Attributes:
+        direction: weights in activation space (zero outside ``dims`` for a sparse probe).
+        bias: the intercept.
+        threshold: decision threshold on the score (0 is probability 0.5).
+        dims: the dimensions a sparse probe uses; ``None`` for a dense probe.
+    """
+
+    direction: Float[Tensor, "d_model"]
+    bias: float
+    threshold: float = 0.0
+    dims: Int[Tensor, "n_dims"] | None = None
+
+    def score(self, acts: Float[Tensor, "batch d_model"]) -> Float[Tensor, "batch"]:
+        """The logit of the positive class."""
+        return acts @ self.direction + self.bias
+
+    def predict(self, acts: Float[Tensor, "batch d_model"]) -> Bool[Tensor, "batch"]:
+        """True where the probe says "positive"."""
+        return self.score(acts) >= self.threshold
+
+    def __repr__(self) -> str:
+        kind = "dense" if self.dims is None else f"sparse, {len(self.dims)} dims"
+        return (f"Probe({kind}, d_model={len(self.direction)}, "
+                f"threshold={self.threshold:.3g})")
+
+
+def check_labels(labels: Int[Tensor, "batch"], n_examples: int) -> Int[Tensor, "batch"]:
+    """Return ``labels`` as 0/1 integers, or raise if they do not fit ``n_examples``.
+
+    Raises:
+        ValueError: the counts differ, a label is not exactly 0 or 1 (e.g. 0.7 or 2), or
+            only one class is present.
+    """
+    labels = torch.as_tensor(labels)
+    if labels.ndim != 1 or len(labels) != n_examples:
+        raise ValueError(f"got {n_examples} examples but labels of shape "
+                         f"{tuple(labels.shape)}; give one 0/1 label per example")
+    if labels.dtype == torch.bool:
+        labels = labels.long()
+    if not torch.isin(labels, torch.tensor([0, 1], dtype=labels.dtype, device=labels.device)).all():
+        bad = sorted({float(v) for v in labels.unique().tolist()} - {0.0, 1.0})
+        raise ValueError(f"labels must be exactly 0 or 1, got the values {bad[:5]}; binarise "
+                         f"them first (e.g. labels > 0.5)")
+    labels = labels.long()
+    if labels.unique().numel() < 2:
+        raise ValueError(f"every label is {labels[0].item()}: a probe needs examples of both "
+                         f"classes")
+    return labels
+
+
+Split = tuple[Int[Tensor, "n_train"], Int[Tensor, "n_val"], Int[Tensor, "n_test"]]
+
+
+def split_indices(labels: Int[Tensor, "batch"],
+                  fractions: tuple[float, float, float] = (0.6, 0.2, 0.2), seed: int = 0
+                  ) -> Split:
+    """Stratified train / validation / test indices (each class split in ``fractions``).
+
+    Raises:
+        ValueError: a class has fewer than 3 examples, so some split would lack it.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    parts: list[list[Tensor]] = [[], [], []]
+    counts = {int(c): int((labels == c).sum()) for c in labels.unique()}
+    if min(counts.values()) < 3:
+        raise ValueError(f"class counts {counts}: each class needs at least 3 examples so "
+                         f"that the train, validation and test splits all contain it")
+    for cls in labels.unique():
+        idx = torch.nonzero(labels.cpu() == cls.cpu()).flatten()
+        idx = idx[torch.randperm(len(idx), generator=gen)]
+        n_train = max(1, min(round(fractions[0] * len(idx)), len(idx) - 2))
+        n_val = max(1, min(round(fractions[1] * len(idx)), len(idx) - n_train - 1))
+        for part, chunk in zip(parts, (idx[:n_train], idx[n_train:n_train + n_val],
+                                       idx[n_train + n_val:]), strict=True):
+            part.append(chunk)
+    return tuple(torch.cat(part).sort().values for part in parts)  # type: ignore[return-value]
+
+
+def best_dims(acts: Float[Tensor, "batch d_model"], labels: Int[Tensor, "batch"],
+              n_dims: int) -> Int[Tensor, "n_dims"]:
+    """The ``n_dims`` dimensions that best separate the classes alone, best first.
+
+    Each dimension is scored by ``|mean_1 − mean_0| / pooled_std`` (an effect size).
+    """
+    labels = check_labels(labels, len(acts)).to(acts.device)
+    if not isinstance(n_dims, int) or not 1 <= n_dims <= acts.shape[1]:
+        raise ValueError(f"n_dims={n_dims!r} must be an int between 1 and the activation "
+                         f"width {acts.shape[1]}")
+    ones, zeros = acts[labels == 1], acts[labels == 0]
+    squares = (ones - ones.mean(0)).pow(2).sum(0) + (zeros - zeros.mean(0)).pow(2).sum(0)
+    pooled_std = (squares / max(len(acts) - 2, 1)).sqrt()
+    effect = (ones.mean(0) - zeros.mean(0)).abs() / pooled_std.clamp_min(1e-8)
+    return effect.topk(n_dims).indices
+
+
+def _fit_logistic(x: Float[Tensor, "batch d_model"], y: Float[Tensor, "batch"], l2: float,
+                  max_iter: int) -> tuple[Float[Tensor, "d_model"], Float[Tensor, ""]]:
+    """Full-batch L-BFGS on the mean cross-entropy plus ``l2 / 2 * |w|^2``."""
+    w = torch.zeros(x.shape[1], device=x.device, requires_grad=True)
+    b = torch.zeros((), device=x.device, requires_grad=True)
+    optimiser = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter,
+                                  line_search_fn="strong_wolfe")
+
+    def closure() -> Tensor:
+        optimiser.zero_grad()
+        loss = F.binary_cross_entropy_with_logits(x @ w + b, y) + 0.5 * l2 * w.pow(2).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimiser.step(closure)
+    return w.detach(), b.detach()
+
+
+def fit_probe(acts: Float[Tensor, "batch d_model"], labels: Int[Tensor, "batch"],
+              n_dims: int | None = None, l2: float = 1e-2, max_iter: int = 200) -> Probe:
+    """Fit a logistic-regression probe (dense, or sparse when ``n_dims`` is given).
+
+    Args:
+        acts: training activations.
+        labels: 0/1 labels, one per example, both classes present.
+        n_dims: keep only the ``n_dims`` best-separating dimensions (:func:`best_dims`).
+        l2: L2 penalty on the standardised weights.
+        max_iter: L-BFGS iterations.
+
+    Returns:
+        The probe, with threshold 0 (probability 0.5); see :func:`tune_threshold`.
+    """
+    _check_acts(acts)
+    labels = check_labels(labels, len(acts)).to(acts.device)
+    check_positive("l2", l2, allow_zero=True)
+    acts = acts.float()
+    dims = None if n_dims is None else best_dims(acts, labels, n_dims)
+    x = acts if dims is None else acts[:, dims]
+    mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
+    w, b = _fit_logistic((x - mean) / std, labels.float(), l2, max_iter)
+    weights = w / std  # back to activation space
+    bias = (b - (mean * weights).sum()).item()
+    if dims is not None:  # zero outside the kept dimensions
+        weights = torch.zeros(acts.shape[1], device=acts.device).index_put((dims,), weights)
+    return Probe(direction=weights, bias=bias, dims=dims)
+
+
+def tune_threshold(probe: Probe, acts: Float[Tensor, "batch d_model"],
+                   labels: Int[Tensor, "batch"]) -> Probe:
+    """A copy of ``probe`` whose threshold maximises F1 on ``acts`` (a validation split).
+
+    Every cut between two distinct sorted scores is tried; the threshold is the midpoint.
+    """
+    labels = check_labels(labels, len(acts)).to(acts.device)
+    scores, order = probe.score(acts.float()).sort(descending=True)
+    true_pos = labels[order].cumsum(0).float()  # if the top i+1 are called positive
+    n_called = torch.arange(1, len(scores) + 1, device=scores.device)
+    f1 = 2 * true_pos / (n_called + labels.sum())
+    f1[:-1][scores[:-1] == scores[1:]] = -1.0  # never cut inside a tie
+    best = int(f1.argmax())
+    threshold = (scores[best] + scores[best + 1]) / 2 if best < len(scores) - 1 else -torch.inf
+    return replace(probe, threshold=float(threshold))
+
+
+def binary_metrics(predicted: Bool[Tensor, "batch"], labels: Int[Tensor, "batch"]
+                   ) -> dict[str, float]:
+    """F1, precision, recall and accuracy of 0/1 predictions (0 where undefined)."""
+    predicted, labels = predicted.bool(), labels.bool()
+    tp = (predicted & labels).sum().item()
+    fp = (predicted & ~labels).sum().item()
+    fn = (~predicted & labels).sum().item()
+    return {"f1": 2 * tp / max(2 * tp + fp + fn, 1), "precision": tp / max(tp + fp, 1),
+            "recall": tp / max(tp + fn, 1),
+            "accuracy": (predicted == labels).float().mean().item()}
+
+
+def train_probe(acts: Float[Tensor, "batch d_model"], labels: Int[Tensor, "batch"],
+                splits: Split | None = None, n_dims: int | None = None,
+                l2: float = 1e-2, seed: int = 0) -> tuple[Probe, dict[str, float]]:
+    """Fit on train, tune the threshold on validation, score on test.
+
+    Args:
+        acts: activations of all examples.
+        labels: their 0/1 labels.
+        splits: train / validation / test indices; default :func:`split_indices`.
+        n_dims: fit a sparse probe on this many dimensions; ``None`` for dense.
+        l2: L2 penalty.
+        seed: seeds the default split.
+
+    Returns:
+        The probe and its test metrics (:func:`binary_metrics`).
+    """
+    labels = check_labels(labels, len(acts)).to(acts.device)
+    train, val, test = split_indices(labels, seed=seed) if splits is None else splits
+    probe = fit_probe(acts[train], labels[train], n_dims=n_dims, l2=l2)
+    probe = tune_threshold(probe, acts[val], labels[val])
+    return probe, binary_metrics(probe.predict(acts[test].float()), labels[test])
+
+
+def probe_with_control(acts: Float[Tensor, "batch d_model"], labels: Int[Tensor, "batch"],
+                       n_dims: int | None = None, l2: float = 1e-2, seed: int = 0) -> dict:
+    """Train a probe, and the same probe on shuffled labels, on the same splits.
+
+    Returns:
+        ``{"probe": Probe}`` plus each metric of :func:`binary_metrics`, each as
+        ``control_<metric>`` and as ``selectivity_<metric>`` (real − control).
+    """
+    labels = check_labels(labels, len(acts)).to(acts.device)
+    splits = split_indices(labels, seed=seed)
+    probe, real = train_probe(acts, labels, splits, n_dims=n_dims, l2=l2)
+    gen = torch.Generator().manual_seed(seed + 1)
+    shuffled = labels[torch.randperm(len(labels), generator=gen).to(labels.device)]
+    _, control = train_probe(acts, shuffled, splits, n_dims=n_dims, l2=l2)
+    row: dict = {"probe": probe, **real}
+    row.update({f"control_{m}": control[m] for m in METRICS})
+    row.update({f"selectivity_{m}": real[m] - control[m] for m in METRICS})
+    return row
+
+
+def probe_sweep(model, tokens: Int[Tensor, "batch pos"], labels: Int[Tensor, "batch"],
+                hooks: list[str] | None = None, pos: int | Int[Tensor, "batch"] = -1,
+                n_dims: int | None = None, l2: float = 1e-2, seed: int = 0,
+                batch_size: int = 64, progress: bool = True) -> list[dict]:
+    """A probe and its shuffled-label control at each hook (default: every layer's
+    residual stream), from one pass over the data.
+
+    Args:
+        model: a TransformerLens model.
+        tokens: the examples' token ids (right-padded).
+        labels: one 0/1 label per prompt.
+        hooks: where to probe; default ``resid_post`` of every layer.
+        pos: the position to read: one int for all (``-1``: the last), or one per example.
+        n_dims, l2, seed: as in :func:`probe_with_control`.
+        batch_size: prompts per forward pass.
+        progress: show a tqdm bar.
+
+    Returns:
+        One row per hook: ``{"hook": name, **probe_with_control(...)}``.
+    """
+    labels = check_labels(labels, len(tokens)).cpu()  # fail before the expensive pass
+    if hooks is None:
+        hooks = [hook_name("resid_post", layer) for layer in range(model.cfg.n_layers)]
+    acts = collect_activations(model, tokens, hooks, positions=pos, batch_size=batch_size,
+                               progress=progress)
+    return [{"hook": name, **probe_with_control(acts[name], labels, n_dims, l2, seed)}
+            for name in hooks]
+
+
+def _check_acts(acts: Tensor) -> None:
+    if not isinstance(acts, Tensor) or acts.ndim != 2 or len(acts) == 0:
+        raise ValueError(f"activations must be a non-empty [batch, d_model] tensor, got "
+                         f"{getattr(acts, 'shape', type(acts).__name__)}")
+    if not acts.dtype.is_floating_point:
+        raise TypeError(f"activations must be floats, got {acts.dtype}")
+    if not torch.isfinite(acts).all():
+        raise ValueError("activations contain NaN or infinity")

@@ -1,0 +1,33 @@
+"""Baselines for universality: what a match looks like when nothing was learned."""
+
+from __future__ import annotations
+
+import tempfile
+
+import torch
+
+__all__ = ["random_like"]
+
+
+def random_like(model, seed: int = 0):
+    """A randomly initialised model with ``model``'s architecture and tokenizer (a baseline).
+
+    Saves a fresh Hugging Face model of the same config to a temporary folder (removed
+    once loaded) and loads it like any local model, with ``model``'s BOS handling.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from ..core.models import load_model
+
+    source = getattr(model.cfg, "model_name", None)
+    config = getattr(getattr(model, "original_model", None), "config", None)
+    if config is None:
+        config = AutoConfig.from_pretrained(source)
+    torch.manual_seed(seed)
+    fresh = AutoModelForCausalLM.from_config(config).eval()
+    with tempfile.TemporaryDirectory(prefix="random-like-") as folder:  # loaded into memory
+        fresh.save_pretrained(folder)
+        model.tokenizer.save_pretrained(folder)
+        baseline = load_model(folder, device=model.cfg.device)
+    baseline.cfg.default_prepend_bos = model.cfg.default_prepend_bos
+    return baseline

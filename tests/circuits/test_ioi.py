@@ -1,0 +1,81 @@
+import torch
+import pytest
+
+from mi_helpers.circuits.ioi import evaluate_ioi, single_token_ids, tokenize_prompts
+
+
+def test_names_must_be_single_tokens(tiny_model):
+    assert len(single_token_ids(tiny_model, ["Mary", "John"])) == 2
+    with pytest.raises(ValueError, match="Bartholomew"):
+        single_token_ids(tiny_model, ["Mary", "Bartholomew"])
+
+
+def test_prompts_of_different_lengths(tiny_model):
+    tokens, ends = tokenize_prompts(tiny_model, ["Mary likes", "the old dog sees the cat"])
+    assert ends.tolist() == [2, 6] and tokens.shape == (2, 7)
+    metrics = evaluate_ioi(tiny_model, ["When Mary and John went to the store , John gave a drink to"],
+                           ["Mary"], ["John"])
+    assert set(metrics) == {"logit_diff", "io_beats_s", "top1_accuracy"}
+
+
+@pytest.fixture(scope="module")
+def zoo4():
+    from mi_helpers.core.models import load_model
+    return load_model("zoo-4l", device="cpu")
+
+
+def test_dataset_positions_and_answers(zoo4):
+    from mi_helpers.circuits.ioi import ioi_dataset
+    data = ioi_dataset(zoo4, 10, seed=3)
+    rows = torch.arange(len(data))
+    pos = data.word_positions
+    assert torch.equal(data.tokens[rows, pos["IO"]], data.io_ids)
+    assert torch.equal(data.tokens[rows, pos["S1"]], data.s_ids)
+    assert torch.equal(data.tokens[rows, pos["S2"]], data.s_ids)
+    assert (pos["S1"] < pos["S2"]).all() and (pos["S2"] < pos["end"]).all()
+    assert data.order.count("ABBA") == data.order.count("BABA") == 5
+    assert ((pos["IO"] < pos["S1"]) == torch.tensor([o == "ABBA" for o in data.order])).all()
+    assert data.metric(zoo4(data.tokens)).ndim == 0
+
+
+def test_abc_corruption_keeps_shape_and_drops_names(zoo4):
+    from mi_helpers.circuits.ioi import abc_corruption, ioi_dataset
+    data = ioi_dataset(zoo4, 12, seed=0)
+    abc = abc_corruption(data, zoo4, seed=1)
+    assert abc.tokens.shape == data.tokens.shape
+    for clean, corrupt, io, s in zip(data.prompts, abc.prompts, data.io, data.s):
+        assert io not in corrupt.split() and s not in corrupt.split()
+        assert len(set(corrupt.split()) - set(clean.split())) == 3  # three fresh names
+    same = data.tokens == abc.tokens
+    changed = (~same).sum(dim=1)
+    assert (changed == 3).all()  # only the three name slots differ
+    assert torch.equal(abc.io_ids, data.io_ids)  # the metric keeps the clean answers
+
+
+def test_bad_names_and_templates_are_named(zoo4):
+    from mi_helpers.circuits.ioi import ioi_dataset
+    with pytest.raises(ValueError, match="Zebedee"):
+        ioi_dataset(zoo4, 4, names=["Mary", "John", "Zebedee", "Anna"])
+    with pytest.raises(ValueError, match="at least 3"):
+        ioi_dataset(zoo4, 4, names=["Mary", "John"])
+    with pytest.raises(ValueError, match="must contain"):
+        ioi_dataset(zoo4, 4, templates=["{A} went to the {PLACE} , {S} said hi to {IO} ."])
+
+
+def test_natural_punctuation_gives_zoo_tokens(zoo4):
+    from mi_helpers.circuits.ioi import natural_text
+    text = "When Mary and John went to the store , John gave a drink to Mary ."
+    assert torch.equal(zoo4.to_tokens(text), zoo4.to_tokens(natural_text(text)))
+
+
+def test_name_score_and_accuracy(zoo4):
+    from mi_helpers.circuits.ioi import ioi_dataset
+    data = ioi_dataset(zoo4, 6, seed=0)
+    logits = torch.zeros(6, data.tokens.shape[1], zoo4.cfg.d_vocab)
+    rows = torch.arange(6)
+    logits[rows, data.word_positions["end"], data.io_ids] = float(len(data.name_ids))
+    assert data.name_score(logits).item() == pytest.approx(len(data.name_ids) - 1)
+    assert data.name_score(logits, "S").item() == pytest.approx(-1)
+    assert data.top1_accuracy(logits).item() == 1
+    with pytest.raises(ValueError, match="'IO' or 'S'"):
+        data.name_score(logits, "X")

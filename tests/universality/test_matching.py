@@ -1,0 +1,85 @@
+import pytest
+import torch
+
+from mi_helpers.universality import (best_matches, check_same_tokenizer, correlation_matrix,
+                                     fraction_above, mapped_direction_similarity,
+                                     recurring_heads, residual_map, shared_activations)
+
+
+def test_planted_permuted_neurons_are_matched():
+    """B holds a permuted, rescaled, noisy copy of 20 of A's 50 neurons plus 30 of its own."""
+    gen = torch.Generator().manual_seed(0)
+    acts_a = torch.randn(4000, 50, generator=gen).relu()
+    perm = torch.randperm(50, generator=gen)
+    shared = perm[:20]
+    own = torch.randn(4000, 30, generator=gen).relu()
+    copies = 3.0 * acts_a[:, shared] + 0.1 * torch.randn(4000, 20, generator=gen)
+    layout = torch.randperm(50, generator=gen)  # where each of B's 50 columns goes
+    acts_b = torch.cat([copies, own], dim=1)[:, layout.argsort()]
+    best, index = best_matches(acts_a, acts_b)
+    for k, neuron in enumerate(shared.tolist()):
+        assert best[neuron] > 0.95
+        assert layout.argsort()[index[neuron]].item() == k  # matched to its own copy
+    unshared = perm[20:]
+    assert best[unshared].max() < 0.2
+    assert fraction_above(best, 0.9) == pytest.approx(20 / 50)
+
+
+def test_correlation_matrix_edge_cases():
+    x = torch.randn(100, 3)
+    dead = torch.zeros(100, 1)
+    corr = correlation_matrix(torch.cat([x, dead], 1), x)
+    assert torch.allclose(corr[:3].diagonal(), torch.ones(3), atol=1e-5)
+    assert (corr[3] == 0).all()
+    with pytest.raises(ValueError, match="same tokens"):
+        correlation_matrix(x, x[:50])
+
+
+def test_mapped_directions_recover_a_rotation():
+    gen = torch.Generator().manual_seed(1)
+    resid_a = torch.randn(2000, 8, generator=gen)
+    rotation, _ = torch.linalg.qr(torch.randn(8, 8, generator=gen))
+    resid_b = resid_a @ rotation
+    mapping = residual_map(resid_a, resid_b)
+    dirs_a = torch.randn(5, 8, generator=gen)
+    sims = mapped_direction_similarity(dirs_a, dirs_a @ rotation, mapping, torch.arange(5))
+    assert torch.allclose(sims, torch.ones(5), atol=1e-4)
+
+
+def test_recurring_heads():
+    scores = {"a": torch.tensor([[0.1, 0.9], [0.95, 0.2]]), "b": torch.zeros(2, 2)}
+    assert recurring_heads(scores, 0.8) == {"a": [(0, 1), (1, 0)], "b": []}
+
+
+def test_tokenizers_must_match(tiny_model):
+    from types import SimpleNamespace
+
+    from mi_helpers.core.models import load_model
+    zoo = load_model("zoo-2l", device="cpu")
+    check_same_tokenizer(zoo, tiny_model)  # the tiny GPT-2 uses the zoo tokenizer
+    other = SimpleNamespace(tokenizer=SimpleNamespace(get_vocab=lambda: {"a": 0, "b": 1}))
+    with pytest.raises(ValueError, match="different tokenizers"):
+        shared_activations(zoo, other, torch.zeros(1, 3, dtype=torch.long), "blocks.0.hook_resid_post")
+
+
+def test_latent_centroids_and_map_quality():
+    from mi_helpers.universality import latent_centroids, map_quality
+    resid = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
+    latents = torch.tensor([[2.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
+    cent = latent_centroids(latents, resid)
+    assert torch.allclose(cent[0], torch.tensor([1.0, 0.0])) and (cent[1] == 0).all()
+    assert map_quality(resid, resid, torch.eye(2)) == pytest.approx(1.0)
+    assert map_quality(resid, resid, torch.zeros(2, 2)) == pytest.approx(0.0)
+
+
+def test_random_like_is_a_seeded_untrained_copy():
+    from mi_helpers.core.models import load_model
+    from mi_helpers.universality import random_like
+    trained = load_model("zoo-2l", device="cpu")
+    a, b = random_like(trained, seed=0), random_like(trained, seed=0)
+    tokens = trained.to_tokens("When Mary and John went to the store")
+    with torch.no_grad():
+        assert torch.equal(a(tokens), b(tokens))
+        assert a(tokens).shape == trained(tokens).shape
+        assert not torch.allclose(a(tokens), trained(tokens))
+    assert a.cfg.default_prepend_bos == trained.cfg.default_prepend_bos
