@@ -9,8 +9,10 @@ once per kernel (:func:`embed_mode`):
 * ``"inline"`` (offline): the first output of the kernel carries the bundle once,
   gzip-compressed (about a third of the size), and later outputs reuse it.
 
-Set ``MI_VIZ=cdn`` or ``MI_VIZ=inline`` to choose by hand. Element ids are numbered,
-not random, so re-running a notebook gives the same outputs. For a picture that shows
+Set ``MI_VIZ=cdn`` or ``MI_VIZ=inline`` to choose by hand; the committed notebooks are
+written in CDN mode (``python -m mi_helpers run --write-back`` sets it), so they stay small,
+and an offline run is interactive. Element ids are numbered, not random, so re-running a
+notebook gives the same outputs. For a picture that shows
 everywhere (GitHub, PDF), use the matplotlib :func:`plot_attention`.
 """
 
@@ -34,6 +36,7 @@ from torch import Tensor
 __all__ = ["attention_heads", "plot_attention", "heatmap", "embed_mode", "CircuitsVisHTML"]
 
 CDN_HOST = "unpkg.com"
+TRANSPORT = 'data-mi-viz="transport"'  # marks the scripts that load and render the JavaScript
 _ids = itertools.count()
 _bundle_sent = False
 
@@ -63,7 +66,7 @@ def _bundle_gzip_b64() -> str:
 def _loader_script() -> str:
     """JavaScript that unzips the bundle once and publishes ``window.cvReady``."""
     return (
-        "<script>if(!window.cvReady){window.cvReady=(async()=>{"
+        f"<script {TRANSPORT}>if(!window.cvReady){{window.cvReady=(async()=>{{"
         f"const b=Uint8Array.from(atob('{_bundle_gzip_b64()}'),c=>c.charCodeAt(0));"
         "const s=new Blob([b]).stream().pipeThrough(new DecompressionStream('gzip'));"
         "const code=await new Response(s).text();"
@@ -72,7 +75,14 @@ def _loader_script() -> str:
 
 
 class CircuitsVisHTML:
-    """A circuitsvis element that Jupyter shows through ``_repr_html_``."""
+    """A circuitsvis element that Jupyter shows through ``_repr_html_``.
+
+    The output is the element's ``<div>``, its props as a JSON ``<script>``, and *transport*
+    scripts (marked ``data-mi-viz="transport"``) that fetch or inline the JavaScript and
+    render. Only the transport differs between the CDN and the inline mode, and the test
+    settings (``tests/nbval_sanitize.cfg``) remove it, so a notebook committed in CDN mode
+    (light) compares equal to one run offline (inline).
+    """
 
     def __init__(self, element: str, props: dict):
         self.element, self.props = element, props
@@ -81,16 +91,18 @@ class CircuitsVisHTML:
     def _build(self) -> str:
         global _bundle_sent
         div = f"mi-viz-{next(_ids)}"
-        props = json.dumps(self.props, separators=(",", ":"))
-        head = f'<div id="{div}" style="margin: 15px 0;"></div>'
+        props = json.dumps(self.props, separators=(",", ":")).replace("</", "<\\/")
+        head = (f'<div id="{div}" style="margin: 15px 0;"></div>'
+                f'<script type="application/json" id="{div}-props">{props}</script>')
+        read = f'JSON.parse(document.getElementById("{div}-props").textContent)'
         if embed_mode() == "cdn":
             url = f"https://{CDN_HOST}/circuitsvis@{circuitsvis.__version__}/dist/cdn/esm.js"
-            return (head + f'<script type="module">import {{render, {self.element}}} from '
-                    f'"{url}";render("{div}",{self.element},{props});</script>')
+            return (head + f'<script type="module" {TRANSPORT}>import {{render, {self.element}}} '
+                    f'from "{url}";render("{div}",{self.element},{read});</script>')
         loader = "" if _bundle_sent else _loader_script()
         _bundle_sent = True
-        return (head + loader + "<script>window.cvReady.then(()=>CircuitsVis.render("
-                f'"{div}",CircuitsVis.{self.element},{props}));</script>')
+        return (head + loader + f"<script {TRANSPORT}>window.cvReady.then(()=>CircuitsVis.render("
+                f'"{div}",CircuitsVis.{self.element},{read}));</script>')
 
     def _repr_html_(self) -> str:
         return self.html

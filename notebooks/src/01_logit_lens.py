@@ -1,6 +1,8 @@
 # %% [markdown]
 # # 01 · Observing features: the logit lens and the tuned lens
 #
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mi-roadmap/mi-roadmap/blob/main/notebooks/01_logit_lens.ipynb)
+#
 # The residual stream is a running sum that the unembedding reads at the very end
 # (notebook 00). The **logit lens** reads it *early*: apply the final layer norm and
 # the unembedding to the residual after layer $l$ and ask what the model would predict
@@ -22,16 +24,25 @@
 MODEL = "zoo-4l"  # any zoo model offline, or a hub model such as "gpt2-small" on Colab
 
 # %%
-# Colab set-up: install the project's helpers there; elsewhere this does nothing.
+# Colab set-up (the same cell in every notebook; safe to run again): on Colab, clone
+# the project and install its helpers. Elsewhere this cell does nothing.
 import sys
 
 if "google.colab" in sys.modules:
     import subprocess
+    from pathlib import Path
 
-    REPO = "https://github.com/mi-roadmap/mi-roadmap"  # change if you use a fork
-    subprocess.run(["git", "clone", "--depth=1", REPO, "/content/mi-roadmap"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/mi-roadmap"], check=True)
-    sys.path.insert(0, "/content/mi-roadmap")
+    REPO = "https://github.com/mi-roadmap/mi-roadmap"  # from pyproject.toml [project.urls]
+    HERE = Path("/content/mi-roadmap")
+    if not (HERE / "pyproject.toml").is_file():
+        done = subprocess.run(["git", "clone", "--depth=1", REPO, str(HERE)],
+                              capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"could not clone {REPO}: {done.stderr.strip()[-300:]}\nSet "
+                               f"REPO to the project's repository (or a fork of it).")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", str(HERE)], check=True)
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
 
 # %%
 import matplotlib.pyplot as plt

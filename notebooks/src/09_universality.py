@@ -1,6 +1,8 @@
 # %% [markdown]
 # # 09 · Universality: the same features and circuits across seeds and sizes?
 #
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mi-roadmap/mi-roadmap/blob/main/notebooks/09_universality.ipynb)
+#
 # The roadmap's third question: does what we find in one model recur in others? We
 # compare the zoo's three seeds of the 2-layer model (same data, same architecture,
 # different random initialisation), its 4-layer model, and a *randomly initialised*
@@ -22,23 +24,29 @@
 
 # %% tags=["parameters"]
 MODEL = "zoo-2l"  # the reference model
-OTHERS = ["zoo-2l-seed1", "zoo-2l-seed2"]  # same architecture, other seeds
-OTHER_SIZE = "zoo-4l"  # a model of another size with the same tokenizer
-# On Colab, e.g. GPT-2 small trained from three seeds (Stanford CRFM's Mistral runs):
-# MODEL = "stanford-crfm/alias-gpt2-small-x21", OTHERS = ["stanford-crfm/battlestar-gpt2-small-x49",
-# "stanford-crfm/caprica-gpt2-small-x81"], OTHER_SIZE = "gpt2-medium".
+OTHERS = None  # models of the same architecture from other seeds (None: the defaults below)
+OTHER_SIZE = None  # a model of another size with the same tokenizer (None: the default)
 
 # %%
-# Colab set-up: install the project's helpers there; elsewhere this does nothing.
+# Colab set-up (the same cell in every notebook; safe to run again): on Colab, clone
+# the project and install its helpers. Elsewhere this cell does nothing.
 import sys
 
 if "google.colab" in sys.modules:
     import subprocess
+    from pathlib import Path
 
-    REPO = "https://github.com/mi-roadmap/mi-roadmap"  # change if you use a fork
-    subprocess.run(["git", "clone", "--depth=1", REPO, "/content/mi-roadmap"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/mi-roadmap"], check=True)
-    sys.path.insert(0, "/content/mi-roadmap")
+    REPO = "https://github.com/mi-roadmap/mi-roadmap"  # from pyproject.toml [project.urls]
+    HERE = Path("/content/mi-roadmap")
+    if not (HERE / "pyproject.toml").is_file():
+        done = subprocess.run(["git", "clone", "--depth=1", REPO, str(HERE)],
+                              capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"could not clone {REPO}: {done.stderr.strip()[-300:]}\nSet "
+                               f"REPO to the project's repository (or a fork of it).")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", str(HERE)], check=True)
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
 
 # %%
 import matplotlib.pyplot as plt
@@ -58,6 +66,24 @@ from mi_helpers.viz import heatmap
 def token_acts(model, tokens, hook):
     """One row per token (BOS left out) of ``hook``'s activations."""
     return collect_activations(model, tokens, [hook], drop_bos=True)[hook]
+
+# Models that share MODEL's tokenizer. Stanford CRFM trained GPT-2 small from several seeds
+# (the models the universality papers compared); OpenAI's gpt2 shares their architecture and
+# tokenizer but not their data, so for a true seed comparison set MODEL to one of the three.
+STANFORD = ["stanford-crfm/alias-gpt2-small-x21", "stanford-crfm/battlestar-gpt2-small-x49",
+            "stanford-crfm/caprica-gpt2-small-x81"]
+DEFAULT_COMPARISONS = {
+    "zoo-2l": (["zoo-2l-seed1", "zoo-2l-seed2"], "zoo-4l"),
+    "gpt2": (STANFORD[:2], "gpt2-medium"),
+    **{name: ([s for s in STANFORD if s != name], "gpt2-medium") for name in STANFORD},
+}
+if OTHERS is None or OTHER_SIZE is None:
+    if MODEL not in DEFAULT_COMPARISONS:
+        raise ValueError(f"no default comparison models for {MODEL!r}: set OTHERS (same "
+                         f"architecture, other seeds) and OTHER_SIZE in the parameters cell")
+    default_others, default_size = DEFAULT_COMPARISONS[MODEL]
+    OTHERS = default_others if OTHERS is None else OTHERS
+    OTHER_SIZE = default_size if OTHER_SIZE is None else OTHER_SIZE
 
 torch.manual_seed(0)
 models = {name: load_model(name) for name in [MODEL, *OTHERS, OTHER_SIZE]}

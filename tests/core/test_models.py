@@ -64,3 +64,41 @@ def test_zoo_models_prepend_bos(tmp_path, monkeypatch, tiny_model_dir):
     _fake_zoo(tmp_path, monkeypatch, tiny_model_dir)
     model = models_module.load_model("fake", device="cpu")
     assert model.to_str_tokens("Mary likes")[0] == "<|endoftext|>"
+
+
+def _copy(tmp_path, source):
+    folder = tmp_path / "model"
+    shutil.copytree(source, folder)
+    return folder
+
+
+def test_bad_folders_by_path_name_the_file(tmp_path, tiny_model_dir):
+    folder = _copy(tmp_path, tiny_model_dir)
+    data = (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(data[: len(data) // 3])
+    with pytest.raises(ValueError, match=r"model\.safetensors is corrupted or truncated"):
+        load_model(str(folder), device="cpu")
+    (folder / "model.safetensors").write_bytes(data)
+    (folder / "config.json").unlink()
+    with pytest.raises(FileNotFoundError, match=r"config\.json is missing.*not a model folder"):
+        load_model(str(folder), device="cpu")
+
+
+def test_pickle_weights_are_refused_with_the_reason(tmp_path, tiny_model_dir):
+    folder = _copy(tmp_path, tiny_model_dir)
+    (folder / "model.safetensors").rename(folder / "pytorch_model.bin")
+    with pytest.raises(ValueError, match="pickle.*arbitrary code.*safetensors"):
+        load_model(str(folder), device="cpu")
+
+
+def test_bad_json_and_bad_names(tmp_path, tiny_model_dir):
+    folder = _copy(tmp_path, tiny_model_dir)
+    (folder / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"config\.json is corrupted: not valid JSON"):
+        load_model(str(folder), device="cpu")
+    with pytest.raises(FileNotFoundError, match="no model folder"):
+        load_model(str(tmp_path / "nowhere"), device="cpu")
+    with pytest.raises(ValueError, match="zoo name, a folder or a hub name"):
+        load_model("  ", device="cpu")
+    with pytest.raises(ValueError, match="no CUDA GPU|not a device"):
+        load_model("zoo-2l", device="cuda" if not torch.cuda.is_available() else "gpu0")

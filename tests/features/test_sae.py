@@ -178,6 +178,10 @@ def test_load_errors(tmp_path):
     cfg = json.loads((folder / "cfg.json").read_text())
     cfg["metadata"]["mi_helpers"]["d_sae"] = 32
     (folder / "cfg.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="contradict"):
+        load_sae(folder)
+    cfg["d_sae"] = 32  # now consistent, but the weights are for 16 latents
+    (folder / "cfg.json").write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match="needs"):
         load_sae(folder)
 
@@ -378,3 +382,35 @@ def test_committed_zoo_saes_load_and_reconstruct(zoo, name, min_recovered):
     tokens = token_chunks(zoo, corpus_sentences(150, seed=1), 64)[:16]
     result = ce_loss_recovered(zoo, sae, tokens)
     assert result["ce_recovered"] >= min_recovered, result
+
+
+def test_bad_sae_folders_name_the_file_and_the_problem(tmp_path):
+    import json as _json
+    sae = build_sae(d_in=D_IN, d_sae=16, architecture="topk", k=2)
+    folder = save_sae(sae, tmp_path / "sae")
+    cfg_path, weights_path = folder / "cfg.json", folder / "sae_weights.safetensors"
+    good_cfg, good_weights = cfg_path.read_text(), weights_path.read_bytes()
+    weights_path.write_bytes(good_weights[: len(good_weights) // 2])
+    with pytest.raises(ValueError, match=r"sae_weights\.safetensors is corrupted or truncated"):
+        load_sae(folder)
+    weights_path.write_bytes(good_weights)
+    cfg_path.write_text("{oops")
+    with pytest.raises(ValueError, match=r"cfg\.json is not valid JSON"):
+        load_sae(folder)
+    raw = _json.loads(good_cfg)
+    raw["architecture"] = "standard"  # contradicts metadata.mi_helpers (topk)
+    cfg_path.write_text(_json.dumps(raw))
+    with pytest.raises(ValueError, match=r"cfg\.json: the top-level fields.*contradict"):
+        load_sae(folder)
+    raw = _json.loads(good_cfg)
+    raw["architecture"] = "batchtopk"
+    del raw["metadata"]["mi_helpers"]
+    cfg_path.write_text(_json.dumps(raw))
+    with pytest.raises(ValueError, match="batchtopk.*not implemented"):
+        load_sae(folder)
+    cfg_path.unlink()
+    with pytest.raises(FileNotFoundError, match=r"cfg\.json is missing"):
+        load_sae(folder)
+    weights_path.rename(folder / "sae.pt")
+    with pytest.raises(ValueError, match="pickle.*arbitrary code"):
+        load_sae(folder)

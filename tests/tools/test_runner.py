@@ -21,21 +21,45 @@ def test_select_notebooks(tmp_path):
         runner.select_notebooks("07", tmp_path)
 
 
-def test_run_injects_model_and_reports_failures(tmp_path):
-    _notebook(tmp_path / "00_ok.ipynb", "assert MODEL == 'other'")
-    _notebook(tmp_path / "01_bad.ipynb", "raise RuntimeError('boom')")
+def test_run_injects_parameters_and_reports_failures(tmp_path):
+    _notebook(tmp_path / "00_ok.ipynb", "assert MODEL == 'other' and OTHERS == [1, 2]")
+    _notebook(tmp_path / "01_bad.ipynb", "print('before')")
+    nb = nbformat.read(tmp_path / "01_bad.ipynb", as_version=4)
+    failing = nbformat.v4.new_code_cell(
+        "try:\n    raise KeyError('inner')\nexcept KeyError as e:\n"
+        "    raise RuntimeError('boom: the real message') from e")
+    after = nbformat.v4.new_code_cell("print('after')")
+    after.outputs = [nbformat.v4.new_output("stream", name="stdout", text="stale committed output")]
+    nb.cells += [failing, after]
+    nbformat.write(nb, tmp_path / "01_bad.ipynb")
     out = tmp_path / "build"
-    ok = runner.run_notebook(tmp_path / "00_ok.ipynb", out, "other", timeout=60)
-    bad = runner.run_notebook(tmp_path / "01_bad.ipynb", out, None, timeout=60)
-    assert ok.status == "ok" and bad.status.startswith("FAILED") and "boom" in bad.status
-    assert (out / "00_ok.html").is_file() and (out / "01_bad.ipynb").is_file()
+    ok = runner.run_notebook(tmp_path / "00_ok.ipynb", out, {"MODEL": "other", "OTHERS": [1, 2]},
+                             timeout=60)
+    bad = runner.run_notebook(tmp_path / "01_bad.ipynb", out, {"MODEL": "zoo-9l"}, timeout=60)
+    assert ok.status == "ok"
+    assert bad.status == "FAILED (zoo-9l): RuntimeError: boom: the real message"
+    assert (out / "00_ok.html").is_file()
+    saved = nbformat.read(out / "01_bad.ipynb", as_version=4)
+    stale = [c for c in saved.cells if c.cell_type == "code" and "after" in c.source]
+    assert stale[0].outputs == [] and stale[0].execution_count is None
+    assert any(c.cell_type == "markdown" and "Not run" in c.source for c in saved.cells)
     table = runner.format_table([ok, bad])
-    assert "00_ok.ipynb" in table and "FAILED" in table
+    assert "00_ok.ipynb" in table and "boom: the real message" in table
 
 
 def test_inject_needs_a_parameters_cell():
     with pytest.raises(ValueError, match="parameters"):
-        runner.inject_model(nbformat.v4.new_notebook(), "gpt2")
+        runner.inject_parameters(nbformat.v4.new_notebook(), {"MODEL": "gpt2"})
+
+
+def test_empty_selection_and_offline_hub_model_fail_before_running(tmp_path, monkeypatch):
+    with pytest.raises(SystemExit, match="selects no notebook"):
+        runner.select_notebooks(",", tmp_path)
+    monkeypatch.setattr(runner, "HUB_HOST", "hub.invalid")
+    with pytest.raises(SystemExit, match="needs the network"):
+        runner.main(["run", "--model", "no-such-org/no-such-model", "--only", "00"])
+    runner.check_model_available("zoo-2l")  # a zoo name needs nothing
+    runner.check_model_available(str(tmp_path))  # nor does a local folder
 
 
 @pytest.mark.parametrize("notebook, reached", [
@@ -49,12 +73,16 @@ def test_inject_needs_a_parameters_cell():
     ("07_induction_circuits.ipynb", "mean-ablating the previous-token head"),
     ("09_universality.ipynb", "random latents > 0.9"),
 ])
-def test_notebooks_run_on_a_gpt2_architecture_model(tiny_model_dir, tmp_path, notebook, reached):
-    """The hub code path (``MODEL = "gpt2-small"`` on Colab), on a locally built random
-    GPT-2: every cell's code runs to the end; only the notebook's claims (assertions)
-    may fail on a random model."""
-    result = runner.run_notebook(runner.NOTEBOOK_DIR / notebook, tmp_path,
-                                 str(tiny_model_dir), timeout=300, keep_going=True)
+def test_notebooks_run_on_a_gpt2_architecture_model(gpt2_model_dir, gpt2_others, tmp_path,
+                                                    notebook, reached):
+    """The hub code path (``MODEL = "gpt2"`` on Colab), on a locally built random GPT-2
+    with GPT-2's real tokenizer: every cell's code runs to the end; only the notebook's
+    claims (assertions) may fail on a random model."""
+    params = {"MODEL": str(gpt2_model_dir)}
+    if notebook.startswith("09"):
+        params.update(gpt2_others)
+    result = runner.run_notebook(runner.NOTEBOOK_DIR / notebook, tmp_path, params,
+                                 timeout=300, keep_going=True)
     assert all(e.startswith("AssertionError") for e in result.errors), result.errors
     nb = nbformat.read(tmp_path / notebook, as_version=4)
     printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"

@@ -28,15 +28,17 @@ from pathlib import Path
 
 import torch
 from jaxtyping import Float
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from ...core.paths import data_dir
 from .base import SAE, SAEConfig
 from .registry import build_sae
 
 __all__ = ["save_sae", "load_sae", "config_from_saelens", "SAES_DIR"]
 
-SAES_DIR = Path(__file__).resolve().parents[3] / "data" / "saes"  # the committed SAEs
+SAES_DIR = data_dir() / "saes"  # the committed SAEs
 CFG_FILENAME = "cfg.json"
 WEIGHTS_FILENAME = "sae_weights.safetensors"
 SPARSITY_FILENAME = "sparsity.safetensors"
@@ -99,25 +101,61 @@ def load_sae(folder: str | Path, device: str | torch.device = "cpu") -> SAE:
             weights' names or shapes do not match the config.
     """
     folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no SAE folder at {folder}")
+    pickles = sorted(p.name for p in folder.glob("*") if p.suffix in (".pt", ".pth", ".pkl", ".bin"))
+    if pickles and not (folder / WEIGHTS_FILENAME).is_file():
+        raise ValueError(f"{folder} holds pickle files ({', '.join(pickles)}), which can run "
+                         f"arbitrary code when loaded; save the SAE as safetensors (save_sae)")
     for name in (CFG_FILENAME, WEIGHTS_FILENAME):
         if not (folder / name).is_file():
-            raise FileNotFoundError(f"no {name} in {folder}: not an SAE folder")
-    raw = json.loads((folder / CFG_FILENAME).read_text())
-    cfg = config_from_saelens(raw)
-    weights = load_file(str(folder / WEIGHTS_FILENAME))
-    dtype = DTYPES.get(raw.get("dtype", "float32"), torch.float32)
+            raise FileNotFoundError(f"{folder / name} is missing: {folder} is not an SAE folder")
+    raw = _read_config(folder / CFG_FILENAME)
+    try:
+        cfg = config_from_saelens(raw)
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{folder / CFG_FILENAME}: {err}") from err
+    try:
+        weights = load_file(str(folder / WEIGHTS_FILENAME))
+    except (SafetensorError, OSError, RuntimeError) as err:
+        raise ValueError(f"{folder / WEIGHTS_FILENAME} is corrupted or truncated: {err}") from err
+    if raw.get("dtype", "float32") not in DTYPES:
+        raise ValueError(f"{folder / CFG_FILENAME}: unknown dtype {raw['dtype']!r}; known: "
+                         f"{sorted(DTYPES)}")
+    dtype = DTYPES[raw.get("dtype", "float32")]
     sae = build_sae(cfg).to(dtype)
     _check_weights(sae, weights, folder)
     sae.load_state_dict(weights)
     return sae.to(device)
 
 
+def _read_config(path: Path) -> dict:
+    try:
+        raw = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err})") from err
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path} must hold a JSON object, got {type(raw).__name__}")
+    return raw
+
+
 def config_from_saelens(raw: dict) -> SAEConfig:
-    """Our :class:`SAEConfig` from a ``cfg.json`` dict (ours, or SAELens's own)."""
+    """Our :class:`SAEConfig` from a ``cfg.json`` dict (ours, or SAELens's own).
+
+    Raises:
+        ValueError: an architecture or option this package does not implement, a missing
+            field, or our own config contradicting the SAELens fields beside it.
+    """
     metadata = raw.get("metadata") or {}
-    if "mi_helpers" in metadata:
-        return SAEConfig.from_dict(metadata["mi_helpers"])
     arch = raw.get("architecture", "standard")
+    if "mi_helpers" in metadata:
+        cfg = SAEConfig.from_dict(metadata["mi_helpers"])
+        if TO_SAELENS[cfg.architecture] != arch or (raw.get("d_in"), raw.get("d_sae")) != (
+                cfg.d_in, cfg.d_sae):
+            raise ValueError(f"the top-level fields (architecture={arch!r}, d_in={raw.get('d_in')}, "
+                             f"d_sae={raw.get('d_sae')}) contradict metadata.mi_helpers "
+                             f"({cfg.architecture}, {cfg.d_in}, {cfg.d_sae})")
+        return cfg
     if arch not in FROM_SAELENS:
         raise ValueError(f"SAELens architecture {arch!r} is not implemented here; known: "
                          f"{sorted(FROM_SAELENS)}")
@@ -125,6 +163,9 @@ def config_from_saelens(raw: dict) -> SAEConfig:
                        ("rescale_acts_by_decoder_norm", False)):
         if raw.get(key, plain) != plain:
             raise ValueError(f"{key}={raw[key]!r} is not supported (only {plain!r})")
+    missing = [key for key in ("d_in", "d_sae") if key not in raw]
+    if missing:
+        raise ValueError(f"missing fields {missing}")
     hook = metadata.get("hook_name", raw.get("hook_name")) or ""
     return SAEConfig(d_in=raw["d_in"], d_sae=raw["d_sae"], architecture=FROM_SAELENS[arch],
                      k=raw.get("k"), apply_b_dec_to_input=raw.get("apply_b_dec_to_input", True),
