@@ -158,6 +158,8 @@ def heatmap(values: Float[Tensor, "row col"], title: str = "", *, xlabel: str = 
     NaN cells (e.g. heads that cannot be senders) are left blank. Returns the axes.
     """
     values = torch.as_tensor(values).detach().float().cpu()
+    if values.ndim != 2:
+        raise ValueError(f"a heatmap needs a [row, col] grid, got shape {tuple(values.shape)}")
     if ax is None:
         width = max(4.0, min(14.0, 0.45 * values.shape[1] + 2.5))
         _, ax = plt.subplots(figsize=(width, max(2.2, min(8.0, 0.35 * values.shape[0] + 1.5))))

@@ -61,14 +61,15 @@ def composition_scores(model, kind: str = "K") -> Float[Tensor, "layer head laye
 def _scores(ov: Tensor, reader: Tensor) -> Tensor:
     """``|OV_i R_j|_F / (|OV_i|_F |R_j|_F)`` for every earlier/later pair of heads."""
     n_layers, n_heads = ov.shape[:2]
-    out = torch.full((n_layers, n_heads, n_layers, n_heads), float("nan"))
+    out = torch.full((n_layers, n_heads, n_layers, n_heads), float("nan"), dtype=ov.dtype,
+                     device=ov.device)
     ov_norm = ov.flatten(-2).norm(dim=-1)  # layer head
     reader_norm = reader.flatten(-2).norm(dim=-1)
     for l1 in range(n_layers):
         for l2 in range(l1 + 1, n_layers):
             product = torch.einsum("hab,gbc->hgac", ov[l1], reader[l2])  # head head d d
             out[l1, :, l2] = (product.flatten(-2).norm(dim=-1)
-                              / (ov_norm[l1][:, None] * reader_norm[l2][None, :])).cpu()
+                              / (ov_norm[l1][:, None] * reader_norm[l2][None, :]))
     return out
 
 

@@ -40,7 +40,17 @@ def attention_patterns(model, tokens: Int[Tensor, "batch pos"]
 
 def offset_score(patterns: Float[Tensor, "layer batch head dest_pos src_pos"],
                  dest: range, offset: int) -> Float[Tensor, "layer head"]:
-    """Mean attention from each position ``i`` in ``dest`` to ``i - offset``."""
+    """Mean attention from each position ``i`` in ``dest`` to ``i - offset``.
+
+    Raises:
+        ValueError: ``dest`` reaches before position 0 or beyond the pattern.
+    """
+    if patterns.ndim != 5:
+        raise ValueError(f"patterns must be [layer, batch, head, dest_pos, src_pos], got shape "
+                         f"{tuple(patterns.shape)}")
+    if len(dest) == 0 or min(dest) - offset < 0 or max(dest) >= patterns.shape[-1]:
+        raise ValueError(f"positions {dest} with offset {offset} reach before position 0 or "
+                         f"beyond the {patterns.shape[-1]} positions of the pattern")
     dest_idx = torch.tensor(list(dest), device=patterns.device)
     weights = patterns[..., dest_idx, dest_idx - offset]  # layer batch head len(dest)
     return weights.mean(dim=(1, 3))

@@ -92,7 +92,8 @@ def check_model_folder(folder: Path, zoo: bool = False) -> None:
         _check_json(folder / "tokenizer.json")
 
 
-def load_model(name: str, device: str | torch.device | None = None) -> TransformerBridge:
+def load_model(name: str, device: str | torch.device | None = None,
+               dtype: torch.dtype = torch.float32) -> TransformerBridge:
     """Load a zoo model (offline), a local folder, or a hub model, in compatibility mode.
 
     Args:
@@ -100,6 +101,7 @@ def load_model(name: str, device: str | torch.device | None = None) -> Transform
             or a hub name such as ``"gpt2"`` or ``"EleutherAI/pythia-70m"`` (needs the
             network, e.g. on Colab).
         device: where to put the model; default :func:`default_device`.
+        dtype: the weights' dtype (float32; float64 for exact checks; bfloat16 on a GPU).
 
     Returns:
         A ``TransformerBridge`` in eval mode with compatibility mode enabled.
@@ -121,7 +123,9 @@ def load_model(name: str, device: str | torch.device | None = None) -> Transform
         raise FileNotFoundError(f"no model folder at {name!r}")
     else:
         source = name
-    model = _boot(name, source, local, device)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating torch dtype such as torch.float32, got {dtype!r}")
+    model = _boot(name, source, local, device, dtype)
     model.enable_compatibility_mode()
     if name in zoo_names():
         model.cfg.default_prepend_bos = True  # the zoo always trains with BOS first
@@ -129,13 +133,14 @@ def load_model(name: str, device: str | torch.device | None = None) -> Transform
     return model
 
 
-def _boot(name: str, source: str, local: bool, device: torch.device) -> TransformerBridge:
+def _boot(name: str, source: str, local: bool, device: torch.device, dtype: torch.dtype
+          ) -> TransformerBridge:
     """``TransformerBridge.boot_transformers`` with a message naming what went wrong."""
     bar_was_on = hf_logging.is_progress_bar_enabled()
     if local:  # a few small local files: no "Loading weights" bar
         hf_logging.disable_progress_bar()
     try:
-        return TransformerBridge.boot_transformers(source, device=device, dtype=torch.float32)
+        return TransformerBridge.boot_transformers(source, device=device, dtype=dtype)
     except (OSError, ValueError, KeyError, NotImplementedError) as err:
         if local:
             raise ValueError(f"TransformerLens could not load the model in {source}: "

@@ -63,6 +63,7 @@ def language_prompts(n_per_language: int, seed: int = 0) -> tuple[list[str], lis
     Returns:
         The prompts (English first, then French) and their labels (1 = French).
     """
+    check_positive("n_per_language", n_per_language, integer=True)
     rng = random.Random(seed)
     prompts: list[str] = []
     for kind in ("english", "french"):

@@ -45,6 +45,7 @@ from ..core.checks import check_layer, check_pos, check_positive
 from ..core.hooks import layer_hooks
 from ..core.metrics import kl_divergence, kl_from_log_probs
 from ..core.residual import unembed
+from ..core.training import TrainingGuard
 
 __all__ = ["Lens", "TunedLens", "lens_logits", "residual_stack", "kl_to_final", "top_tokens",
            "target_rank_and_prob", "train_tuned_lens"]
@@ -100,9 +101,9 @@ class TunedLens(Lens):
     def __init__(self, model):
         super().__init__(model, "resid_post")
         n, d = self.n_layers - 1, self.d_model
-        device = model.cfg.device
-        self.weight = nn.Parameter(torch.zeros(n, d, d, device=device))  # layer d_model d_model
-        self.bias = nn.Parameter(torch.zeros(n, d, device=device))  # layer d_model
+        like = {"device": model.cfg.device, "dtype": model.cfg.dtype}
+        self.weight = nn.Parameter(torch.zeros(n, d, d, **like))  # layer d_model d_model
+        self.bias = nn.Parameter(torch.zeros(n, d, **like))  # layer d_model
 
     def translate(self, resid: Float[Tensor, "... d_model"], layer: int
                   ) -> Float[Tensor, "... d_model"]:
@@ -234,6 +235,9 @@ def kl_to_final(logits: Float[Tensor, "layer batch pos d_vocab"]) -> Float[Tenso
     The reference is the last layer, which for a lens reading ``hook_resid_post``
     (the default) is the model's output, so its own KL is zero.
     """
+    if logits.ndim != 4:
+        raise ValueError(f"expected lens logits [layer, batch, pos, d_vocab] (from lens_logits), "
+                         f"got shape {tuple(logits.shape)}")
     return kl_divergence(logits[-1:], logits).mean(dim=(1, 2))
 
 
@@ -291,18 +295,28 @@ def train_tuned_lens(model, tokens: Int[Tensor, "batch pos"], steps: int = 300,
 
     Returns:
         The trained lens and the loss (mean KL over layers, in nats) at every step.
+
+    Raises:
+        TrainingError: the loss became non-finite or diverged (the lens then holds the
+            translators of the last good step).
     """
     if model.cfg.n_layers < 2:
         raise ValueError("a one-layer model has nothing to tune: its only layer is the output")
+    for name, value in (("steps", steps), ("tokens_per_step", tokens_per_step)):
+        check_positive(name, value, integer=True)
+    check_positive("lr", lr)
     lens = TunedLens(model)
     resid, final = _training_data(model, tokens, batch_size)
     gen = torch.Generator().manual_seed(seed)
     optimiser = torch.optim.Adam(lens.parameters(), lr=lr)
     losses = []
+    guard = TrainingGuard(lens.parameters(), "the tuned lens (error.result)", result=lens)
     with _frozen(model):
-        for _ in tqdm(range(steps), desc="tuned lens", disable=not progress):
+        for step in tqdm(range(steps), desc="tuned lens", disable=not progress):
             idx = torch.randint(final.shape[0], (tokens_per_step,), generator=gen).to(final.device)
             loss = _lens_loss(lens, resid[:, idx], final[idx])
+            guard.check(loss, step)
+            guard.keep(step)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()

@@ -37,6 +37,7 @@ from torch import Tensor
 from ..core.activations import collect_activations
 from ..core.checks import check_positive
 from ..core.hooks import hook_name
+from ..core.training import NonFiniteLossError
 
 __all__ = ["Probe", "fit_probe", "tune_threshold", "train_probe", "probe_with_control",
            "probe_sweep", "binary_metrics", "split_indices", "best_dims", "check_labels",
@@ -90,7 +91,8 @@ def check_labels(labels: Int[Tensor, "batch"], n_examples: int) -> Int[Tensor, "
         labels = labels.long()
     if not torch.isin(labels, torch.tensor([0, 1], dtype=labels.dtype, device=labels.device)).all():
         bad = sorted({float(v) for v in labels.unique().tolist()} - {0.0, 1.0})
-        raise ValueError(f"labels must be exactly 0 or 1, got the values {bad[:5]}; binarise "
+        raise ValueError(f"labels must be exactly 0 or 1, got the values "
+                         f"{[f'{v:g}' for v in bad[:5]]}; binarise "
                          f"them first (e.g. labels > 0.5)")
     labels = labels.long()
     if labels.unique().numel() < 2:
@@ -147,8 +149,8 @@ def best_dims(acts: Float[Tensor, "batch d_model"], labels: Int[Tensor, "batch"]
 def _fit_logistic(x: Float[Tensor, "batch d_model"], y: Float[Tensor, "batch"], l2: float,
                   max_iter: int) -> tuple[Float[Tensor, "d_model"], Float[Tensor, ""]]:
     """Full-batch L-BFGS on the mean cross-entropy plus ``l2 / 2 * |w|^2``."""
-    w = torch.zeros(x.shape[1], device=x.device, requires_grad=True)
-    b = torch.zeros((), device=x.device, requires_grad=True)
+    w = torch.zeros(x.shape[1], device=x.device, dtype=x.dtype, requires_grad=True)
+    b = torch.zeros((), device=x.device, dtype=x.dtype, requires_grad=True)
     optimiser = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter,
                                   line_search_fn="strong_wolfe")
 
@@ -159,7 +161,10 @@ def _fit_logistic(x: Float[Tensor, "batch d_model"], y: Float[Tensor, "batch"], 
         return loss
 
     with torch.enable_grad():
-        optimiser.step(closure)
+        loss = optimiser.step(closure)
+    if not (torch.isfinite(loss) and torch.isfinite(w).all() and torch.isfinite(b)):
+        raise NonFiniteLossError(f"the probe's fit did not converge: loss {float(loss):.4g}; "
+                                 f"check the activations for huge values, or raise l2", 0, -1)
     return w.detach(), b.detach()
 
 
@@ -180,15 +185,15 @@ def fit_probe(acts: Float[Tensor, "batch d_model"], labels: Int[Tensor, "batch"]
     _check_acts(acts)
     labels = check_labels(labels, len(acts)).to(acts.device)
     check_positive("l2", l2, allow_zero=True)
-    acts = acts.float()
+    acts = _floating(acts)
     dims = None if n_dims is None else best_dims(acts, labels, n_dims)
     x = acts if dims is None else acts[:, dims]
     mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
-    w, b = _fit_logistic((x - mean) / std, labels.float(), l2, max_iter)
+    w, b = _fit_logistic((x - mean) / std, labels.to(x.dtype), l2, max_iter)
     weights = w / std  # back to activation space
     bias = (b - (mean * weights).sum()).item()
     if dims is not None:  # zero outside the kept dimensions
-        weights = torch.zeros(acts.shape[1], device=acts.device).index_put((dims,), weights)
+        weights = torch.zeros(acts.shape[1], device=acts.device, dtype=acts.dtype).index_put((dims,), weights)
     return Probe(direction=weights, bias=bias, dims=dims)
 
 
@@ -199,7 +204,7 @@ def tune_threshold(probe: Probe, acts: Float[Tensor, "batch d_model"],
     Every cut between two distinct sorted scores is tried; the threshold is the midpoint.
     """
     labels = check_labels(labels, len(acts)).to(acts.device)
-    scores, order = probe.score(acts.float()).sort(descending=True)
+    scores, order = probe.score(_floating(acts)).sort(descending=True)
     true_pos = labels[order].cumsum(0).float()  # if the top i+1 are called positive
     n_called = torch.arange(1, len(scores) + 1, device=scores.device)
     f1 = 2 * true_pos / (n_called + labels.sum())
@@ -241,7 +246,7 @@ def train_probe(acts: Float[Tensor, "batch d_model"], labels: Int[Tensor, "batch
     train, val, test = split_indices(labels, seed=seed) if splits is None else splits
     probe = fit_probe(acts[train], labels[train], n_dims=n_dims, l2=l2)
     probe = tune_threshold(probe, acts[val], labels[val])
-    return probe, binary_metrics(probe.predict(acts[test].float()), labels[test])
+    return probe, binary_metrics(probe.predict(_floating(acts[test])), labels[test])
 
 
 def probe_with_control(acts: Float[Tensor, "batch d_model"], labels: Int[Tensor, "batch"],
@@ -291,6 +296,11 @@ def probe_sweep(model, tokens: Int[Tensor, "batch pos"], labels: Int[Tensor, "ba
                                progress=progress)
     return [{"hook": name, **probe_with_control(acts[name], labels, n_dims, l2, seed)}
             for name in hooks]
+
+
+def _floating(acts: Tensor) -> Tensor:
+    """Activations in float32 or float64 (as they are); half precisions are fitted in float32."""
+    return acts if acts.dtype in (torch.float32, torch.float64) else acts.float()
 
 
 def _check_acts(acts: Tensor) -> None:

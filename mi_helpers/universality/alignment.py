@@ -16,9 +16,17 @@ from torch import Tensor
 __all__ = ["residual_map", "map_quality", "mapped_direction_similarity", "latent_centroids"]
 
 
+def _same_rows(a: Tensor, b: Tensor) -> None:
+    if a.ndim != 2 or b.ndim != 2 or len(a) != len(b):
+        raise ValueError(f"expected [n, width] activations of both models on the same tokens, "
+                         f"got shapes {tuple(a.shape)} and {tuple(b.shape)}; collect both on the "
+                         f"same tokens")
+
+
 def residual_map(resid_a: Float[Tensor, "n d_model_a"], resid_b: Float[Tensor, "n d_model_b"]
                  ) -> Float[Tensor, "d_model_a d_model_b"]:
     """Least-squares linear map ``M`` with ``resid_a @ M ~ resid_b`` (on centred activations)."""
+    _same_rows(resid_a, resid_b)
     a = resid_a.double() - resid_a.double().mean(0)
     b = resid_b.double() - resid_b.double().mean(0)
     return torch.linalg.lstsq(a, b).solution.float()
@@ -27,6 +35,7 @@ def residual_map(resid_a: Float[Tensor, "n d_model_a"], resid_b: Float[Tensor, "
 def map_quality(resid_a: Float[Tensor, "n d_model_a"], resid_b: Float[Tensor, "n d_model_b"],
                 mapping: Float[Tensor, "d_model_a d_model_b"]) -> float:
     """R^2 of predicting B's centred residual from A's with ``mapping``."""
+    _same_rows(resid_a, resid_b)
     a = resid_a.double() - resid_a.double().mean(0)
     b = resid_b.double() - resid_b.double().mean(0)
     return (1 - ((a @ mapping.double() - b) ** 2).sum() / (b ** 2).sum()).item()
@@ -49,6 +58,7 @@ def latent_centroids(latents_a: Float[Tensor, "n unit"], resid_b: Float[Tensor, 
     Compare it with B's matched decoder direction: unlike a linear map between the two
     residual streams, it needs no global alignment, only the shared tokens.
     """
+    _same_rows(latents_a, resid_b)
     centred = resid_b.double() - resid_b.double().mean(0)
     weights = latents_a.double().clamp_min(0)
     return ((weights.T @ centred) / weights.sum(0).clamp_min(1e-12)[:, None]).float()

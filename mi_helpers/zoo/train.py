@@ -20,6 +20,7 @@ from ..circuits.head_scores import offset_score
 from ..datasets.repeats import repeat_block
 from .data import SequenceSampler, phase_at
 from .specs import ZooSpec
+from ..core.training import TrainingGuard
 from .tokenizer import build_tokenizer
 
 
@@ -104,12 +105,13 @@ def train_model(spec: ZooSpec, out_dir: Path, steps: int | None = None,
     opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, betas=(0.9, 0.98), weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, spec))
     log, start, cpu_start = [], time.perf_counter(), time.process_time()
+    guard = TrainingGuard(model.parameters(), f"{spec.name} (not saved)", result=model)
     bar = tqdm(range(steps), desc=f"train {spec.name}", disable=not progress)
     for step in bar:
         batch = sampler.batch(spec.batch_size, phase_at(spec.phases, step / steps))
         loss = model(batch, attention_mask=torch.ones_like(batch), labels=batch).loss
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss became {loss.item()} at step {step}; nothing saved")
+        guard.check(loss, step)
+        guard.keep(step)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step(), sched.step(), opt.zero_grad(set_to_none=True)

@@ -64,7 +64,7 @@ from mi_helpers import load_model
 from mi_helpers.core import collect_activations, hook_name
 from mi_helpers.datasets import corpus_sentences, token_chunks
 from mi_helpers.features.sae import (SAES_DIR, ActivationBuffer, ToyFeatures, build_sae,
-                                     SAETrainingError, ce_loss_recovered, load_sae, mmcs,
+                                     TrainingError, ce_loss_recovered, load_sae, mmcs,
                                      sae_metrics, save_sae, train_sae)
 
 torch.manual_seed(0)
@@ -124,7 +124,7 @@ for arch, settings_list in SWEEPS.items():
         try:
             train_sae(sae, ActivationBuffer.from_tensor(train_acts, acts_per_batch=1024, seed=0),
                       steps=STEPS, lr=3e-3, progress=False, seed=0)
-        except SAETrainingError as err:  # e.g. a penalty too strong for this model's scale
+        except TrainingError as err:  # e.g. a penalty too strong for this model's scale
             failed.append(f"{arch} {settings}: {type(err).__name__} at step {err.step}")
             continue
         metrics = sae_metrics(sae, eval_acts)

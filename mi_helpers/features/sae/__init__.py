@@ -32,13 +32,13 @@ from .relu import ReLUSAE
 from .topk import TopKSAE
 from .toy import ToyFeatures, mmcs
 from .training import (CollapsedError, DivergedError, NonFiniteLossError, SAETrainConfig,
-                       SAETrainingError, TrainHistory, geometric_median, init_b_dec,
+                       TrainHistory, TrainingError, geometric_median, init_b_dec,
                        resample_dead_latents, train_sae)
 
 __all__ = [
     "ARCHITECTURES", "SAE", "SAEConfig", "SAEOutput", "SAE_CLASSES", "build_sae",
     "ReLUSAE", "TopKSAE", "JumpReLUSAE", "GatedSAE", "MatryoshkaSAE",
-    "ActivationBuffer", "train_sae", "SAETrainConfig", "TrainHistory", "SAETrainingError",
+    "ActivationBuffer", "train_sae", "SAETrainConfig", "TrainHistory", "TrainingError",
     "NonFiniteLossError", "DivergedError", "CollapsedError",
     "geometric_median", "init_b_dec", "resample_dead_latents",
     "l0", "fvu", "feature_density", "dead_fraction", "dense_fraction", "sae_metrics",

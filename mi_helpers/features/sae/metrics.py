@@ -114,7 +114,8 @@ def ce_loss_recovered(model, sae: SAE, tokens: Int[Tensor, "batch pos"],
 
     def splice(act, hook):
         out = act.clone()
-        out[:, first:] = sae.reconstruct(act[:, first:].to(sae.W_enc.dtype)).to(act.dtype)
+        inputs = act[:, first:].to(sae.W_enc.device, sae.W_enc.dtype)
+        out[:, first:] = sae.reconstruct(inputs).to(act.device, act.dtype)
         return out
 
     def zero(act, hook):

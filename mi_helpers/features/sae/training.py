@@ -33,11 +33,13 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ...core.training import (CollapsedError, DivergedError, NonFiniteLossError, TrainingError,
+                              TrainingGuard)
 from .base import SAE
 
-__all__ = ["SAETrainConfig", "train_sae", "TrainHistory", "SAETrainingError",
-           "NonFiniteLossError", "DivergedError", "CollapsedError", "geometric_median",
-           "init_b_dec", "resample_dead_latents", "lr_factor"]
+__all__ = ["SAETrainConfig", "train_sae", "TrainHistory", "TrainingError", "NonFiniteLossError",
+           "DivergedError", "CollapsedError", "geometric_median", "init_b_dec",
+           "resample_dead_latents", "lr_factor"]
 
 
 # ---- initialisation -----------------------------------------------------------------------
@@ -107,32 +109,6 @@ def _reset_adam_state(sae: SAE, optimizer: torch.optim.Optimizer, latents: Tenso
 
 
 # ---- the loop -----------------------------------------------------------------------------
-
-class SAETrainingError(FloatingPointError):
-    """Training failed; the SAE holds the last good parameters.
-
-    Attributes:
-        step: the step at which training stopped.
-        good_step: the step whose parameters were restored (``-1``: before training).
-        history: what was logged until then.
-    """
-
-    def __init__(self, message: str, step: int, good_step: int, history: TrainHistory):
-        super().__init__(message)
-        self.step, self.good_step, self.history = step, good_step, history
-
-
-class NonFiniteLossError(SAETrainingError):
-    """The loss became NaN or infinite."""
-
-
-class DivergedError(SAETrainingError):
-    """The loss rose far above its value at the first step (the optimiser diverged)."""
-
-
-class CollapsedError(SAETrainingError):
-    """No latent fired on any input for many steps in a row (every latent is dead)."""
-
 
 @dataclass
 class TrainHistory:
@@ -228,8 +204,9 @@ def train_sae(sae: SAE, batches: Iterable[Float[Tensor, "batch d_in"]],
         A :class:`TrainHistory`.
 
     Raises:
-        SAETrainingError: the loss became non-finite, diverged, or every latent stopped
-            firing; the SAE then holds the last good parameters.
+        TrainingError: the loss became non-finite (``NonFiniteLossError``), diverged
+            (``DivergedError``), or every latent stopped firing (``CollapsedError``); the
+            SAE then holds the last good parameters.
         ValueError: ``batches`` ran out, a bad setting, or ``autocast`` without CUDA.
     """
     unknown = set(overrides) - {f.name for f in fields(SAETrainConfig)}
@@ -263,16 +240,14 @@ def train_sae(sae: SAE, batches: Iterable[Float[Tensor, "batch d_in"]],
 
 
 class _LoopState:
-    """What the loop carries between steps: optimizer, snapshot, counters."""
+    """What the loop carries between steps: optimizer, guard, counters."""
 
     def __init__(self, sae: SAE, config: SAETrainConfig, autocast_context: Callable):
         self.sae, self.config = sae, config
         params = list(sae.parameters())
         fused = params[0].device.type in ("cpu", "cuda")
         self.optimizer = torch.optim.Adam(params, lr=config.lr, fused=fused)
-        self.snapshot = [p.detach().clone() for p in params]
-        self.good_step = -1
-        self.first_loss: float | None = None
+        self.guard = TrainingGuard(params, "the SAE", config.divergence_factor)
         self.silent_steps = 0  # consecutive steps on which no latent fired
         self.steps_since_fired = torch.zeros(sae.cfg.d_sae, dtype=torch.long,
                                              device=params[0].device)
@@ -282,14 +257,14 @@ class _LoopState:
 
 def _train_step(state: _LoopState, x: Tensor, sparsity_scale: float, step: int,
                 history: TrainHistory):
-    """One Adam step; stops (restoring the snapshot) when training has failed."""
+    """One Adam step; stops (restoring the last good parameters) when training has failed."""
     sae = state.sae
     with state.autocast():
         out = sae(x, sparsity_scale)
     loss = out.loss
     with torch.no_grad():  # latents are >= 0: a max is the cheapest "did it fire"
         fired = out.latents.amax(0) > 0
-    _check_progress(state, out, loss, bool(fired.any()), step, history)
+    _check_progress(state, out, bool(fired.any()), step, history)
     state.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if sae.unit_norm_decoder:
@@ -300,47 +275,21 @@ def _train_step(state: _LoopState, x: Tensor, sparsity_scale: float, step: int,
     return out
 
 
-def _check_progress(state: _LoopState, out, loss: Tensor, any_fired: bool, step: int,
+def _check_progress(state: _LoopState, out, any_fired: bool, step: int,
                     history: TrainHistory) -> None:
-    """Raise (after restoring the last good parameters) if training has failed; else keep
-    these parameters as the last good ones."""
-    value = loss.item()
-    if not torch.isfinite(loss):
-        _restore_and_raise(state, NonFiniteLossError, f"the loss is not finite at step {step}",
-                           "Check the batch for NaN/inf values, or lower the learning rate.",
-                           out, step, history)
-    if state.first_loss is None:
-        state.first_loss = max(value, 1e-12)
-    if value > state.config.divergence_factor * state.first_loss:
-        _restore_and_raise(state, DivergedError,
-                           f"the loss diverged at step {step}: {value:.4g} is more than "
-                           f"{state.config.divergence_factor:g}x the first step's "
-                           f"{state.first_loss:.4g}", "Lower the learning rate (lr).",
-                           out, step, history)
+    """Raise if training has failed; else keep these parameters as the last good ones."""
+    guard = state.guard
+    guard.history = history
+    terms = " (" + ", ".join(f"{name}={value.item():.4g}" for name, value in out.losses.items()) + ")"
+    guard.check(out.loss, step, terms)
     state.silent_steps = 0 if any_fired else state.silent_steps + 1
     if state.silent_steps >= state.config.collapse_steps:
-        _restore_and_raise(state, CollapsedError,
-                           f"no latent fired on any input for {state.silent_steps} steps "
-                           f"(up to step {step}): every latent is dead",
-                           "Lower the learning rate or the sparsity coefficient, or use "
-                           "resample_every.", out, step, history)
+        guard.fail(CollapsedError, f"no latent fired on any input for {state.silent_steps} "
+                   f"steps (up to step {step}): every latent is dead{terms}",
+                   "Lower the learning rate or the sparsity coefficient, or use resample_every.",
+                   step)
     if any_fired:
-        with torch.no_grad():
-            for saved, param in zip(state.snapshot, state.sae.parameters()):
-                saved.copy_(param)
-        state.good_step = step
-
-
-def _restore_and_raise(state: _LoopState, error: type[SAETrainingError], what: str, fix: str,
-                       out, step: int, history: TrainHistory):
-    with torch.no_grad():
-        for saved, param in zip(state.snapshot, state.sae.parameters()):
-            param.copy_(saved)
-    terms = ", ".join(f"{name}={value.item():.4g}" for name, value in out.losses.items())
-    where = ("the parameters from before training" if state.good_step < 0 else
-             f"the parameters of step {state.good_step}, the last good step")
-    raise error(f"{what} ({terms}); training stopped and the SAE holds {where}. {fix}",
-                step, state.good_step, history)
+        guard.keep(step)
 
 
 def _resample(state: _LoopState, x: Tensor, step: int, history: TrainHistory) -> None:
