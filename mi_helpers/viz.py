@@ -132,49 +132,96 @@ def attention_heads(pattern: Float[Tensor, "head dest_pos src_pos"], tokens: lis
 
 def plot_attention(pattern: Float[Tensor, "head dest_pos src_pos"], tokens: list[str],
                    head_names: list[str] | None = None, ncols: int = 4):
-    """A static grid of attention heatmaps (rows: destination, columns: source)."""
-    n_heads = pattern.shape[0]
+    """A static grid of attention heatmaps (rows: destination, columns: source).
+
+    Panels grow with the number of tokens so that every token label stays readable.
+    """
+    if pattern.ndim != 3 or pattern.shape[-1] != len(tokens):
+        raise ValueError(f"pattern must be [head, dest_pos, src_pos] with src_pos = "
+                         f"{len(tokens)} tokens, got shape {tuple(pattern.shape)}")
+    n_heads, n_tokens = pattern.shape[0], len(tokens)
+    ncols = min(ncols, n_heads)
     nrows = (n_heads + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.6 * nrows), squeeze=False)
+    side = max(2.6, 0.16 * n_tokens + 0.8)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(side * ncols, side * nrows), squeeze=False)
     names = head_names or [f"H{h}" for h in range(n_heads)]
+    labels = [t.replace("\n", "\\n") for t in tokens]
     for ax, h in zip(axes.flat, range(n_heads)):
-        ax.imshow(pattern[h].detach().cpu(), cmap="Blues", vmin=0, vmax=1)
-        ax.set_title(names[h], fontsize=9)
-        ticks = range(len(tokens))
-        ax.set_xticks(ticks, tokens, rotation=90, fontsize=6)
-        ax.set_yticks(ticks, tokens, fontsize=6)
+        ax.imshow(pattern[h].detach().float().cpu(), cmap=CMAPS["score"], vmin=0, vmax=1)
+        ax.set_title(names[h], fontsize=10)
+        ax.set_xticks(range(n_tokens), labels, rotation=90, fontsize=7)
+        ax.set_yticks(range(n_tokens), labels, fontsize=7)
+        ax.set_xlabel("source (key)", fontsize=8)
+        ax.set_ylabel("destination (query)", fontsize=8)
     for ax in list(axes.flat)[n_heads:]:
         ax.axis("off")
     fig.tight_layout()
     return fig
 
 
+#: One colour language for the curriculum: red = "matters" (a large effect, a large drop),
+#: blue = a score in [0, 1] (attention, probability, head scores), and signed values on a
+#: diverging map whose positive side is red.
+CMAPS = {"matters": "Reds", "score": "Blues", "signed": "RdBu_r"}
+
+
 def heatmap(values: Float[Tensor, "row col"], title: str = "", *, xlabel: str = "",
             ylabel: str = "", xticklabels: list[str] | None = None,
-            yticklabels: list[str] | None = None, center: float | None = 0.0,
-            cmap: str = "RdBu", colorbar_label: str = "", ax=None):
-    """A labelled matplotlib heatmap; with ``center`` the colour scale is symmetric about it.
+            yticklabels: list[str] | None = None, kind: str = "signed",
+            colorbar_label: str = "", ax=None, vmax: float | None = None):
+    """A labelled matplotlib heatmap in the curriculum's shared style.
 
-    NaN cells (e.g. heads that cannot be senders) are left blank. Returns the axes.
+    Rows and columns get integer ticks (layers, heads, positions) unless labels are given;
+    token labels are rotated and sized to stay readable. NaN cells (e.g. heads that cannot
+    be senders) are left blank.
+
+    Args:
+        values: the grid.
+        title, xlabel, ylabel, colorbar_label: the figure's text.
+        xticklabels, yticklabels: labels for the columns / rows (e.g. tokens).
+        kind: ``"signed"`` (symmetric about 0, positive = red), ``"matters"`` (0 = white,
+            large = red) or ``"score"`` (a value in [0, 1], blue).
+        ax: draw into these axes (default: a new figure).
+        vmax: the colour scale's upper end (default: from the values).
+
+    Returns:
+        The axes.
     """
     values = torch.as_tensor(values).detach().float().cpu()
     if values.ndim != 2:
         raise ValueError(f"a heatmap needs a [row, col] grid, got shape {tuple(values.shape)}")
+    if kind not in CMAPS:
+        raise ValueError(f"kind must be one of {sorted(CMAPS)}, not {kind!r}")
     if ax is None:
         width = max(4.0, min(14.0, 0.45 * values.shape[1] + 2.5))
         _, ax = plt.subplots(figsize=(width, max(2.2, min(8.0, 0.35 * values.shape[0] + 1.5))))
-    finite = values[values.isfinite()]
-    limits = {}
-    if center is not None and len(finite):
-        bound = (finite - center).abs().max().item() or 1.0
-        limits = {"vmin": center - bound, "vmax": center + bound}
-    image = ax.imshow(values, cmap=cmap, aspect="auto", **limits)
-    if xticklabels is not None:
-        ax.set_xticks(range(len(xticklabels)), xticklabels, rotation=60, fontsize=8)
-    if yticklabels is not None:
-        ax.set_yticks(range(len(yticklabels)), yticklabels, fontsize=8)
+    image = ax.imshow(values, cmap=CMAPS[kind], aspect="auto", **_limits(values, kind, vmax))
+    _ticks(ax.set_xticks, values.shape[1], xticklabels, rotate=True)
+    _ticks(ax.set_yticks, values.shape[0], yticklabels, rotate=False)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.figure.colorbar(image, ax=ax, label=colorbar_label)
     return ax
+
+
+def _limits(values: Tensor, kind: str, vmax: float | None) -> dict:
+    finite = values[values.isfinite()]
+    if kind == "score":
+        return {"vmin": 0.0, "vmax": 1.0 if vmax is None else vmax}
+    top = vmax if vmax is not None else (finite.abs().max().item() if len(finite) else 1.0)
+    top = top or 1.0
+    return {"vmin": -top, "vmax": top} if kind == "signed" else {"vmin": 0.0, "vmax": top}
+
+
+def _ticks(set_ticks, n: int, labels: list[str] | None, rotate: bool) -> None:
+    """Integer ticks (every one up to 32, else about 16), or the given labels."""
+    if labels is not None:
+        if len(labels) != n:
+            raise ValueError(f"{len(labels)} tick labels for {n} rows or columns")
+        size = 8 if n <= 30 else 6
+        set_ticks(range(n), labels, fontsize=size, **({"rotation": 60, "ha": "right",
+                                                      "rotation_mode": "anchor"} if rotate else {}))
+        return
+    step = 1 if n <= 32 else -(-n // 16)
+    set_ticks(range(0, n, step), [str(i) for i in range(0, n, step)])

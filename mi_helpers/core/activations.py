@@ -44,7 +44,7 @@ def run_cached(model, tokens: Int[Tensor, "batch pos"], hooks: Sequence[str],
         fwd_hooks: ``(name, fn)`` pairs applied during the run; removed afterwards.
 
     Returns:
-        The logits and ``{hook: activation}`` for the named hooks.
+        The logits and ``{hook: activation}`` for the named hooks that ran.
 
     Raises:
         KeyError: a hook name does not exist (the message suggests close ones).
@@ -53,7 +53,20 @@ def run_cached(model, tokens: Int[Tensor, "batch pos"], hooks: Sequence[str],
     tokens = check_tokens(model, tokens).to(model.cfg.device)
     with torch.no_grad(), model.hooks(fwd_hooks=list(fwd_hooks)):
         logits, cache = model.run_with_cache(tokens, names_filter=lambda n: n in wanted)
-    return logits, {name: cache[name] for name in wanted}  # keyed by the names asked for
+    return logits, _by_requested_name(cache, wanted)
+
+
+def _by_requested_name(cache, wanted) -> dict[str, Tensor]:
+    """``{name: activation}`` keyed by the names asked for (the cache may use aliases);
+    a hook that exists but did not run (e.g. ``hook_pos_embed`` in a rotary model) is left
+    out."""
+    out = {}
+    for name in wanted:
+        try:
+            out[name] = cache[name]
+        except KeyError:
+            continue
+    return out
 
 
 def iter_activations(model, tokens: Int[Tensor, "batch pos"], hooks: Sequence[str], *,

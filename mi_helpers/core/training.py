@@ -74,7 +74,7 @@ class TrainingGuard:
 
     def check(self, loss: torch.Tensor | float, step: int, detail: str = "") -> None:
         """Raise :class:`NonFiniteLossError` or :class:`DivergedError` if this loss is bad."""
-        value = float(loss)
+        value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
         if value != value or value in (float("inf"), float("-inf")):
             self.fail(NonFiniteLossError, f"the loss is not finite at step {step}{detail}",
                       "Check the data for NaN/inf values, or lower the learning rate.", step)

@@ -12,10 +12,12 @@ from ..zoo.corpus import IOI_HELDOUT_TEMPLATES, IOI_TRAIN_TEMPLATES, ioi_split
 from .prompts import (is_single_token, logits_at, natural_text, single_token_ids,
                       single_token_words, tokenize_prompts)
 from .repeats import repeat_block, repeated_random_tokens
-from .text import EN_PREP, FR_PREP, TEXT_KINDS, corpus_sentences, language_prompts, token_chunks
+from .text import (EN_PREP, FR_PREP, TEXT_KINDS, LanguagePrompts, corpus_sentences,
+                   language_prompts, length_matched, token_chunks)
 
 __all__ = [
-    "corpus_sentences", "token_chunks", "language_prompts", "TEXT_KINDS", "EN_PREP", "FR_PREP",
+    "corpus_sentences", "token_chunks", "language_prompts", "LanguagePrompts", "length_matched",
+    "TEXT_KINDS", "EN_PREP", "FR_PREP",
     "repeat_block", "repeated_random_tokens",
     "tokenize_prompts", "logits_at", "is_single_token", "single_token_ids",
     "single_token_words", "natural_text",

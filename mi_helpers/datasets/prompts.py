@@ -20,7 +20,7 @@ from torch import Tensor
 from ..core.checks import check_prompts
 
 __all__ = ["tokenize_prompts", "logits_at", "is_single_token", "single_token_ids",
-           "single_token_words", "natural_text"]
+           "single_token_words", "natural_text", "token_texts"]
 
 
 def is_single_token(model, word: str) -> bool:
@@ -83,3 +83,38 @@ def natural_text(template: str) -> str:
 def single_token_words(model, words: Sequence[str]) -> list[str]:
     """The words of ``words`` that are single tokens (after a space) for this model."""
     return [w for w in words if is_single_token(model, w)]
+
+
+def token_texts(tokenizer, ids: Sequence[int] | Int[Tensor, "pos"]) -> list[str]:
+    """Each token's text as the tokenizer writes it in context, spacing included.
+
+    ``"".join(token_texts(tok, ids)) == tok.decode(ids)``: a word-level tokenizer (the zoo's)
+    stores no spaces in its tokens and adds them when decoding; a byte-level BPE (GPT-2's)
+    stores them in the tokens (``" Mary"``). Decoding every prefix and keeping what each
+    token adds gives both right. A token that ends inside a multi-byte character adds
+    nothing until the character is complete.
+
+    Args:
+        tokenizer: a Hugging Face tokenizer (e.g. ``model.tokenizer``).
+        ids: the token ids of one text.
+    """
+    ids = [int(i) for i in (ids.tolist() if isinstance(ids, Tensor) else ids)]
+    texts, previous = [], ""
+    for end in range(1, len(ids) + 1):
+        text = tokenizer.decode(ids[:end])
+        if text.endswith("\ufffd") and end < len(ids):  # inside a multi-byte character
+            texts.append("")
+            continue
+        if text.startswith(previous):
+            texts.append(text[len(previous):])
+        else:  # the decoder rewrote earlier text (e.g. cleaned up spaces): keep the total right
+            texts.append(text[len(_common_prefix(previous, text)):])
+        previous = text
+    return texts
+
+
+def _common_prefix(a: str, b: str) -> str:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return a[:n]

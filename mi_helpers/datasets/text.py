@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import torch
 from jaxtyping import Int
 from torch import Tensor
 
 from ..core.checks import check_positive
-from ..zoo.corpus import EN_PREP, FR_PREP, NAMES, TEXT_KINDS
+from ..zoo.corpus import EN_PREP, FR_NOUN_F, FR_PREP, NAMES, TEXT_KINDS
 
-__all__ = ["corpus_sentences", "token_chunks", "language_prompts", "TEXT_KINDS", "EN_PREP",
-           "FR_PREP"]
+__all__ = ["corpus_sentences", "token_chunks", "language_prompts", "LanguagePrompts",
+           "length_matched", "TEXT_KINDS", "EN_PREP", "FR_NOUN_F", "FR_PREP"]
 
 
 def corpus_sentences(n: int, kinds: Sequence[str] = ("english", "french", "ioi", "arithmetic"),
@@ -53,25 +54,86 @@ def token_chunks(model, sentences: Sequence[str], seq_len: int) -> Int[Tensor, "
     return torch.cat([bos, rows], dim=1)
 
 
-def language_prompts(n_per_language: int, seed: int = 0) -> tuple[list[str], list[int]]:
-    """English and French clauses cut right after a *name* in object position.
+@dataclass
+class LanguagePrompts:
+    """Prompts labelled by language (1 = French), each ending on a name.
 
-    ``"the old dog follows Mary"`` / ``"le chat voit Mary"``: the last token is the same
-    in both languages, so a probe there can only read the language from the context,
-    and what comes next (``in`` / ``near`` vs ``dans`` / ``sur`` / ``et``) depends on it.
+    Attributes:
+        prompts: the texts.
+        labels: 0 (English) or 1 (French) per prompt.
+        previous: the word right before the final name (``"."`` for ``where="after_sentence"``).
+        lengths: the number of words per prompt.
+    """
+
+    prompts: list[str]
+    labels: list[int]
+    previous: list[str]
+    lengths: list[int] = field(init=False)
+
+    def __post_init__(self):
+        self.lengths = [len(p.split()) for p in self.prompts]
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+    def subset(self, rows: Sequence[int]) -> LanguagePrompts:
+        """The prompts at ``rows``, in that order."""
+        return LanguagePrompts([self.prompts[i] for i in rows], [self.labels[i] for i in rows],
+                               [self.previous[i] for i in rows])
+
+
+def language_prompts(n_per_language: int, seed: int = 0, where: str = "object") -> LanguagePrompts:
+    """English and French prompts that end on a *name*, the same token in both languages.
+
+    * ``where="object"``: a clause cut right after a name in object position, ``"the old dog
+      follows Mary"`` / ``"le chat voit Mary"``. What comes next (``in``, ``near`` vs
+      ``dans``, ``sur``, ``et``) depends on the language, but the word before the name (a
+      verb or preposition) already tells it: the probe's result may be that word, copied.
+    * ``where="after_sentence"``: a whole sentence, then a name starting the next one:
+      ``"le chat voit la pomme . Mary"``. The word before the name is ``"."`` in both
+      languages, so a probe at the name can only read the language from further back.
 
     Returns:
-        The prompts (English first, then French) and their labels (1 = French).
+        :class:`LanguagePrompts`, English first, then French.
     """
     check_positive("n_per_language", n_per_language, integer=True)
+    if where not in ("object", "after_sentence"):
+        raise ValueError(f"where must be 'object' or 'after_sentence', not {where!r}")
     rng = random.Random(seed)
-    prompts: list[str] = []
-    for kind in ("english", "french"):
-        found = 0
-        while found < n_per_language:
+    prompts, labels, previous = [], [], []
+    for label, kind in enumerate(("english", "french")):
+        while labels.count(label) < n_per_language:
             words = TEXT_KINDS[kind](rng).split()
-            names = [i for i, w in enumerate(words) if i >= 2 and w in NAMES]
-            if names:
-                prompts.append(" ".join(words[: names[0] + 1]))
-                found += 1
-    return prompts, [0] * n_per_language + [1] * n_per_language
+            if where == "after_sentence":
+                words = words + [rng.choice(NAMES)]
+                cut = len(words) - 1
+            else:
+                names = [i for i, w in enumerate(words) if i >= 2 and w in NAMES]
+                if not names:
+                    continue
+                cut = names[0]
+            prompts.append(" ".join(words[: cut + 1]))
+            labels.append(label)
+            previous.append(words[cut - 1])
+    return LanguagePrompts(prompts, labels, previous)
+
+
+def length_matched(lengths: Sequence[int], labels: Sequence[int], seed: int = 0) -> list[int]:
+    """Rows of a subset in which both labels have the same distribution of lengths.
+
+    For every length, as many rows of each label as the rarer label has (drawn at random):
+    a probe on the subset cannot use length to tell the labels apart.
+    """
+    if len(lengths) != len(labels):
+        raise ValueError(f"{len(lengths)} lengths but {len(labels)} labels")
+    rng = random.Random(seed)
+    by_key: dict[tuple[int, int], list[int]] = {}
+    for row, key in enumerate(zip(lengths, labels)):
+        by_key.setdefault(key, []).append(row)
+    rows = []
+    for length in sorted({n for n, _ in by_key}):
+        groups = [by_key.get((length, label), []) for label in (0, 1)]
+        keep = min(len(g) for g in groups)
+        for group in groups:
+            rows += rng.sample(group, keep)
+    return sorted(rows)

@@ -40,7 +40,8 @@ from ..core.hooks import hook_name
 from ..core.training import NonFiniteLossError
 
 __all__ = ["Probe", "fit_probe", "tune_threshold", "train_probe", "probe_with_control",
-           "probe_sweep", "binary_metrics", "split_indices", "best_dims", "check_labels",
+           "probe_sweep", "binary_metrics", "split_indices", "group_splits", "best_dims",
+           "check_labels",
            "METRICS"]
 
 METRICS = ("f1", "precision", "recall", "accuracy")
@@ -127,6 +128,29 @@ def split_indices(labels: Int[Tensor, "batch"],
                                        idx[n_train + n_val:]), strict=True):
             part.append(chunk)
     return tuple(torch.cat(part).sort().values for part in parts)  # type: ignore[return-value]
+
+
+def group_splits(groups: list, labels: Int[Tensor, "batch"], held_out: set,
+                 val_fraction: float = 0.25, seed: int = 0) -> Split:
+    """Train / validation indices from the rows whose group is not in ``held_out``; test
+    indices from the rows whose group is: does the probe transfer to unseen groups (e.g.
+    words it never saw before the probed position)?
+
+    Raises:
+        ValueError: the test or the training rows lack one of the classes.
+    """
+    labels = torch.as_tensor(labels).cpu()
+    if len(groups) != len(labels):
+        raise ValueError(f"{len(groups)} groups but {len(labels)} labels")
+    test = torch.tensor([i for i, g in enumerate(groups) if g in held_out], dtype=torch.long)
+    rest = torch.tensor([i for i, g in enumerate(groups) if g not in held_out], dtype=torch.long)
+    for name, rows in (("held-out", test), ("remaining", rest)):
+        if len(rows) == 0 or labels[rows].unique().numel() < 2:
+            raise ValueError(f"the {name} groups must contain both classes")
+    inner_train, inner_val, inner_test = split_indices(
+        labels[rest], (1 - val_fraction, val_fraction / 2, val_fraction / 2), seed)
+    val = torch.cat([inner_val, inner_test])
+    return rest[inner_train].sort().values, rest[val].sort().values, test
 
 
 def best_dims(acts: Float[Tensor, "batch d_model"], labels: Int[Tensor, "batch"],

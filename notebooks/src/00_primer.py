@@ -17,9 +17,11 @@
 #
 # **What we expect to see** (asserted below):
 # 1. the final residual stream equals the sum of the embeddings and every attention and
-#    MLP output, to floating-point precision;
-# 2. unembedding that final residual reproduces the model's logits;
-# 3. on repeated random tokens, some head is an **induction head** (score > 0.8).
+#    MLP output, to floating-point precision (true of any model: asserted for every model);
+# 2. unembedding that final residual reproduces the model's logits (also exact);
+# 3. on repeated random tokens, some head is an **induction head** (score > 0.8), as
+#    [Olsson et al. (2022)](https://arxiv.org/abs/2209.11895) found in trained models; a
+#    randomly initialised model of the same shape has none (the control).
 
 # %% tags=["parameters"]
 MODEL = "zoo-2l"  # any zoo model offline, or a hub model such as "gpt2-small" on Colab
@@ -53,7 +55,8 @@ from mi_helpers import load_model
 from mi_helpers.circuits import head_scores
 from mi_helpers.core import hook_name, residual_components, run_cached, top_heads, unembed
 from mi_helpers.datasets import repeated_random_tokens
-from mi_helpers.viz import attention_heads, plot_attention
+from mi_helpers.universality import random_like
+from mi_helpers.viz import attention_heads, heatmap, plot_attention
 
 torch.manual_seed(0)
 model = load_model(MODEL)
@@ -68,7 +71,7 @@ print(f"{MODEL}: {cfg.n_layers} layers, {cfg.n_heads} heads per layer, d_model={
 # `blocks.0.attn.hook_pattern` is layer 0's attention pattern.
 
 # %%
-prompt = "When Mary and John went to the store , John gave a drink to"
+prompt = "le petit chat voit Mary dans la"  # French: after "la" comes a feminine noun
 tokens = model.to_tokens(prompt)
 str_tokens = model.to_str_tokens(prompt)
 logits, cache = model.run_with_cache(tokens)
@@ -83,6 +86,21 @@ top = probs.topk(5)
 print("Most likely next tokens:")
 for p, i in zip(top.values, top.indices):
     print(f"  {model.to_string(i.unsqueeze(0))!r:12s} {p.item():.3f}")
+top3 = [model.to_string(i.unsqueeze(0)).strip() for i in top.indices[:3]]
+
+# %% [markdown]
+# The zoo models learned French from a small generated grammar, so after *la* they should
+# expect one of its feminine nouns. (The zoo's 2-layer models cannot do the "indirect
+# object" task of notebooks 05 and 06; `zoo-4l` can.)
+
+# %%
+if MODEL.startswith("zoo"):
+    from mi_helpers.datasets.text import FR_NOUN_F
+
+    print("top 3:", top3, "| feminine nouns of the zoo's grammar:", FR_NOUN_F)
+    assert all(word in FR_NOUN_F for word in top3), "expected feminine nouns after 'la'"
+else:
+    print(f"no expectation for {MODEL}; its top 3 after 'la': {top3}")
 
 # %% [markdown]
 # ## 2. The residual stream is a sum
@@ -104,17 +122,16 @@ assert sum_error < 1e-5 * scale, "the residual stream is not the sum of its comp
 
 # %% [markdown]
 # How much does each component contribute at each position? The norm of each term tells
-# which parts of the model write the most into the stream.
+# which parts of the model write the most into the stream. Position 0 (the BOS token) is
+# left out: in most models its stream is far larger than any other and would wash out the
+# colour scale (its norms are printed instead).
 
 # %%
 norms = components[:, 0].norm(dim=-1)  # component pos
-fig, ax = plt.subplots(figsize=(9, 3))
-im = ax.imshow(norms.detach().cpu(), aspect="auto", cmap="viridis")
-ax.set_yticks(range(len(labels)), labels)
-ax.set_xticks(range(len(str_tokens)), str_tokens, rotation=90)
-ax.set_title("Norm of each residual-stream component, per position")
-fig.colorbar(im, ax=ax)
+heatmap(norms[:, 1:], "norm of each residual-stream component (BOS left out)",
+        xticklabels=str_tokens[1:], yticklabels=labels, kind="matters", colorbar_label="norm")
 plt.show()
+print("at BOS:", {label: round(v, 1) for label, v in zip(labels, norms[:, 0].tolist())})
 
 # %% [markdown]
 # ## 3. Unembedding the final residual gives the logits
@@ -151,7 +168,7 @@ except KeyError as err:
 
 # %%
 rep_len = min(20, (cfg.n_ctx - 1) // 2)
-rep_tokens = repeated_random_tokens(model, rep_len=rep_len, n_seqs=1, seed=0)
+rep_tokens = repeated_random_tokens(model, rep_len=10, n_seqs=1, seed=0)  # short, to read
 rep_str = model.to_str_tokens(rep_tokens[0])
 _, rep_cache = run_cached(model, rep_tokens, pattern_hooks)
 last = cfg.n_layers - 1
@@ -173,13 +190,11 @@ attention_heads(rep_cache[pattern_hooks[last]][0], rep_str,
 
 # %%
 scores = head_scores(model, rep_len=rep_len, n_seqs=64, seed=1)
-fig, axes = plt.subplots(1, 2, figsize=(9, 2.5))
+fig, axes = plt.subplots(1, 2, figsize=(10, 2.5))
 for ax, kind in zip(axes, ("previous_token", "induction")):
-    im = ax.imshow(scores[kind].cpu(), vmin=0, vmax=1, cmap="Blues")
-    ax.set_title(f"{kind.replace('_', '-')} score")
-    ax.set_xlabel("head")
-    ax.set_ylabel("layer")
-    fig.colorbar(im, ax=ax)
+    heatmap(scores[kind], f"{kind.replace('_', '-')} score", xlabel="head", ylabel="layer",
+            kind="score", ax=ax)
+plt.tight_layout()
 plt.show()
 (best,) = top_heads(scores["induction"], 1)
 best_score = scores["induction"][best].item()
@@ -187,6 +202,18 @@ print(f"best induction head: {best.label}, score {best_score:.2f}")
 
 # %%
 assert best_score > 0.8, "expected an induction head with score > 0.8"
+
+# %% [markdown]
+# The control: the same scores on a randomly initialised model of the same architecture.
+# Attention there is spread out (it has learned nothing), so a high score above could not
+# come from the scoring method itself.
+
+# %%
+random_scores = head_scores(random_like(model, seed=0), rep_len=rep_len, n_seqs=64, seed=1)
+random_best = random_scores["induction"].max().item()
+print(f"random model: best induction score {random_best:.2f}, best previous-token score "
+      f"{random_scores['previous_token'].max().item():.2f}")
+assert random_best < 0.3, "a random model should have no induction head"
 
 # %% [markdown]
 # ## Summary

@@ -106,3 +106,24 @@ def test_run_cached_matches_a_full_cache(model):
     _, full = model.run_with_cache(tokens)
     _, ours = run_cached(model, tokens, ["blocks.1.attn.hook_z"])
     assert torch.equal(ours["blocks.1.attn.hook_z"], full["blocks.1.attn.hook_z"])
+
+
+def test_logit_difference_attribution_is_exact_and_agrees(model):
+    from mi_helpers.circuits import ioi_dataset
+    from mi_helpers.features.attribution import logit_difference_attribution
+    data = ioi_dataset(model, 6)
+    ends = data.word_positions["end"]
+    terms, labels = logit_difference_attribution(model, data.tokens, data.io_ids, data.s_ids,
+                                                 ends)
+    with torch.no_grad():
+        diff = data.logit_diff(model(data.tokens))
+    assert torch.allclose(terms.sum(0), diff, atol=1e-4)  # nothing unexplained
+    heads = [i for i, label in enumerate(labels) if label[0] == "L" and "H" in label]
+    for row in range(2):  # per prompt: TransformerLens' per-head DLA at that prompt's end
+        theirs = direct_logit_attribution(model, data.tokens[row:row + 1],
+                                          answer_tokens=data.io_ids[row:row + 1],
+                                          incorrect_tokens=data.s_ids[row:row + 1], unit="head",
+                                          pos=int(ends[row]))
+        their_heads = [i for i, label in enumerate(theirs.labels) if label.startswith("L")]
+        assert torch.allclose(terms[heads, row], theirs.attribution[their_heads].flatten(),
+                              atol=1e-4)

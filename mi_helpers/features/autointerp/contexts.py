@@ -27,10 +27,14 @@ class ActivationContext:
         tokens: the context's token strings, in order (``pos``), e.g. ``[" Mary", " went"]``.
         activations: the unit's activation at each token (``pos``); a list, or a 1-D tensor
             that is converted to a list of floats.
+        texts: optional, each token as the tokenizer writes it in context, spacing included
+            (:func:`mi_helpers.datasets.prompts.token_texts`), for display; ``None``: the
+            tokens themselves.
     """
 
     tokens: list[str]
     activations: list[float]
+    texts: list[str] | None = None
 
     def __post_init__(self) -> None:
         self.tokens = list(self.tokens)
@@ -47,6 +51,16 @@ class ActivationContext:
                              "model.to_str_tokens)")
         if not all(math.isfinite(a) for a in self.activations):
             raise ValueError("activations contain NaN or infinity")
+        if self.texts is not None:
+            self.texts = list(self.texts)
+            if len(self.texts) != len(self.tokens) or not all(isinstance(t, str)
+                                                              for t in self.texts):
+                raise ValueError(f"texts must hold one string per token ({len(self.tokens)})")
+
+    @property
+    def text(self) -> str:
+        """The context as text, spaced as the tokenizer writes it."""
+        return "".join(self.texts if self.texts is not None else self.tokens)
 
     @property
     def max_activation(self) -> float:

@@ -12,6 +12,7 @@ from ...core.activations import run_cached
 from ...core.checks import check_tokens
 from ...interventions.directions import next_token_shift
 from ..attribution import direction_logits
+from ...datasets.prompts import token_texts
 from ..autointerp import ActivationContext
 from .statistics import UnitStatistics
 from .units import UnitReader
@@ -61,9 +62,10 @@ def unit_contexts(model, reader: UnitReader, tokens: Int[Tensor, "batch pos"],
     for row, pos in where.tolist():
         r = rows.index(row)
         lo, hi = max(int(drop_bos), pos - before), min(tokens.shape[1], pos + after + 1)
-        strs = model.to_str_tokens(tokens[row, lo:hi])
-        out.append(HighlightedContext(tokens=list(strs), activations=acts[r, lo:hi].tolist(),
-                                      highlight=pos - lo))
+        ids = tokens[row, lo:hi]
+        out.append(HighlightedContext(tokens=list(model.to_str_tokens(ids)),
+                                      activations=acts[r, lo:hi].tolist(),
+                                      texts=token_texts(model.tokenizer, ids), highlight=pos - lo))
     return out
 
 

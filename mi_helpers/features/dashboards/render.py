@@ -4,6 +4,7 @@ ipywidgets view whose panel follows a slider or a text box."""
 from __future__ import annotations
 
 import html
+import math
 
 import torch
 from jaxtyping import Int
@@ -32,35 +33,68 @@ _CSS = """
 def _token_html(context: ActivationContext, scale: float) -> str:
     spans = []
     highlight = getattr(context, "highlight", None)
-    for i, (tok, act) in enumerate(zip(context.tokens, context.activations)):
+    texts = context.texts if context.texts is not None else context.tokens
+    for i, (tok, text, act) in enumerate(zip(context.tokens, texts, context.activations)):
         alpha = 0.0 if scale <= 0 else max(0.0, min(1.0, act / scale))
         title = html.escape(f"{tok!r}: {act:.3f}", quote=True)
         cls = "tok hl" if i == highlight else "tok"
         spans.append(f'<span class="{cls}" style="background:rgba(255,140,0,{alpha:.2f})" '
-                     f'title="{title}">{html.escape(tok)}</span>')
+                     f'title="{title}">{html.escape(text)}</span>')
     return "".join(spans)
 
 
 def _contexts_html(contexts: list[ActivationContext], scale: float) -> str:
     return "".join(f'<div class="ctx"><span class="act">{c.max_activation:6.2f}</span>'
-                   f"{_token_html(c, scale)}</div>" for c in contexts) or '<div class="note">none</div>'
+                   f'<span class="text">{_token_html(c, scale)}</span></div>'
+                   for c in contexts) or '<div class="note">none</div>'
 
 
-def _histogram_svg(values: Tensor, width: int = 300, height: int = 110, bins: int = 30) -> str:
+def _ticks(top: float, n: int = 4) -> list[float]:
+    """About ``n`` round tick values from 0 to ``top`` (1, 2 or 5 times a power of ten)."""
+    raw = top / n
+    magnitude = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1.0
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    return [i * step for i in range(int(top / step) + 1)]
+
+
+def _histogram_svg(values: Tensor, width: int = 320, height: int = 150, bins: int = 30) -> str:
+    """The histogram of the sampled positive activations, with labelled, ticked axes."""
     firing = values[values > 0]
     if len(firing) == 0:
         return '<div class="note">no positive activations in the sample</div>'
-    counts = torch.histc(firing, bins=bins, min=0.0, max=firing.max().item())
-    top = counts.max().item()
-    bar_w = width / bins
-    bars = "".join(
-        f'<rect x="{i * bar_w:.1f}" y="{height - 15 - (c / top) * (height - 20):.1f}" '
-        f'width="{bar_w - 1:.1f}" height="{(c / top) * (height - 20):.1f}" fill="#e66100"/>'
-        for i, c in enumerate(counts.tolist()))
-    return (f'<svg width="{width}" height="{height}" role="img" aria-label="activation histogram">'
-            f"{bars}<text x='0' y='{height - 2}' font-size='10'>0</text>"
-            f"<text x='{width - 40}' y='{height - 2}' font-size='10'>{firing.max().item():.2f}</text>"
-            f"</svg>")
+    left, bottom, top_pad = 40, 32, 8  # room for the count axis, the value axis, the top
+    plot_w, plot_h = width - left - 8, height - bottom - top_pad
+    peak = firing.max().item()
+    counts = torch.histc(firing.float(), bins=bins, min=0.0, max=peak)
+    most = counts.max().item()
+    bar_w = plot_w / bins
+    parts = [f'<rect x="{left + i * bar_w:.1f}" y="{top_pad + plot_h * (1 - c / most):.1f}" '
+             f'width="{max(bar_w - 1, 0.5):.1f}" height="{plot_h * c / most:.1f}" fill="#e66100"/>'
+             for i, c in enumerate(counts.tolist())]
+    axis_y = top_pad + plot_h
+    parts.append(f'<line x1="{left}" y1="{axis_y}" x2="{left + plot_w}" y2="{axis_y}" stroke="#444"/>'
+                 f'<line x1="{left}" y1="{top_pad}" x2="{left}" y2="{axis_y}" stroke="#444"/>')
+    for tick in _ticks(peak):
+        x = left + plot_w * tick / peak
+        parts.append(f'<line x1="{x:.1f}" y1="{axis_y}" x2="{x:.1f}" y2="{axis_y + 4}" stroke="#444"/>'
+                     f'<text x="{x:.1f}" y="{axis_y + 15}" font-size="10" text-anchor="middle">'
+                     f'{tick:g}</text>')
+    for tick in _ticks(most, 3):
+        y = axis_y - plot_h * tick / most
+        parts.append(f'<text x="{left - 4}" y="{y + 3:.1f}" font-size="10" text-anchor="end">'
+                     f'{tick:g}</text>')
+    parts.append(f'<text x="{left + plot_w / 2}" y="{height - 3}" font-size="11" '
+                 f'text-anchor="middle">activation value</text>'
+                 f'<text x="11" y="{top_pad + plot_h / 2}" font-size="11" text-anchor="middle" '
+                 f'transform="rotate(-90 11 {top_pad + plot_h / 2})">count</text>')
+    return (f'<svg width="{width}" height="{height}" role="img" aria-label="activation '
+            f'histogram">{"".join(parts)}</svg>')
+
+
+def _density_note(dash: Dashboard) -> str:
+    firing = int((dash.sample_values > 0).sum())
+    return (f'<div class="note">{firing} of the {len(dash.sample_values)} uniformly sampled '
+            f"positions fire (density {dash.density:.2%} over the whole dataset)</div>")
 
 
 def _logit_table(pairs: list[tuple[str, float]], cls: str) -> str:
@@ -89,8 +123,8 @@ def render_html(dash: Dashboard, standalone: bool = False) -> str:
     body = (f'<div class="mi-dash"><style>{_CSS}</style>'
             f"<h3>{html.escape(dash.title)}</h3>"
             f"<div>fires on {dash.density:.2%} of tokens</div>{notes}"
-            f"<div class='row'><div class='col'><h4>Activation histogram (sampled positions where it fires)</h4>"
-            f"{_histogram_svg(dash.sample_values)}</div>"
+            f"<div class='row'><div class='col'><h4>Activation histogram</h4>"
+            f"{_histogram_svg(dash.sample_values)}{_density_note(dash)}</div>"
             f"<div class='col'><h4>Logits raised</h4>{_logit_table(dash.positive_logits, 'pos')}</div>"
             f"<div class='col'><h4>Logits lowered</h4>{_logit_table(dash.negative_logits, 'neg')}</div></div>"
             f"<h4>Top activations</h4>{_contexts_html(dash.top_contexts, scale)}"
