@@ -23,8 +23,10 @@
 # bad as zeroing it, 1 = as good as the original).
 #
 # **What we expect to see** (asserted below):
-# 1. on a toy dataset with known features in superposition, a TopK SAE and a ReLU SAE
-#    each recover the true directions (mean max cosine similarity, MMCS ≥ 0.95);
+# 1. a toy model of superposition (5 features, 2 dimensions) stores the 2 most important
+#    features orthogonally when features are dense, and all 5 as a pentagon when they are
+#    sparse; on a larger toy model, a TopK SAE and a ReLU SAE each recover the true
+#    feature directions (mean max cosine similarity, MMCS ≥ 0.95; random directions do not);
 # 2. on the zoo model, sparsity and fidelity trade off: the sparser the SAE, the worse
 #    its reconstruction (FVU rises as L0 falls along each sweep);
 # 3. the committed TopK SAE (`data/saes/`, trained longer by a script) recovers at least
@@ -63,7 +65,8 @@ import torch
 from mi_helpers import load_model
 from mi_helpers.core import collect_activations, hook_name
 from mi_helpers.datasets import corpus_sentences, token_chunks
-from mi_helpers.features.sae import (SAES_DIR, ActivationBuffer, ToyFeatures, build_sae,
+from mi_helpers.features.superposition import ToyModel, feature_geometry, train_toy_model
+from mi_helpers.features.sae import (SAES_DIR, ActivationBuffer, build_sae,
                                      TrainingError, ce_loss_recovered, load_sae, mmcs,
                                      sae_metrics, save_sae, train_sae)
 
@@ -74,24 +77,95 @@ D_IN = model.cfg.d_model
 print(f"{MODEL}: SAEs read {HOOK} (width {D_IN})")
 
 # %% [markdown]
-# ## 1. Ground truth first: a toy model of superposition
-# 128 known unit directions in 32 dimensions; each input switches on about 4 of them
-# with random magnitudes. Can an SAE find the 128 directions from the inputs alone?
+# ## 1. Superposition, made and watched: the toy model
+# [Elhage et al. (2022)](https://transformer-circuits.pub/2022/toy_model/index.html) compress
+# $n = 5$ features into $m = 2$ dimensions, $h = W x$, and read them back out with
+# $x' = \mathrm{ReLU}(W^\top h + b)$. Feature $i$ matters $0.9^i$ as much as feature 0.
+# Each feature is off with probability $S$ (the *sparsity*), else uniform in [0, 1]. We
+# train one model per sparsity and draw the columns of $W$: each feature's direction in
+# the 2-dimensional hidden space.
 
 # %%
-toy = ToyFeatures(n_features=128, d=32, p_fire=0.03, seed=0)
-toy_results = {}
-for arch, settings in {"topk": {"k": 4}, "relu": {"l1_coefficient": 1.0}}.items():
-    sae = build_sae(d_in=32, d_sae=256, architecture=arch, **settings)
-    train_sae(sae, toy.batches(1024), steps=800, lr=3e-3, progress=False, seed=0)
-    toy_results[arch] = mmcs(sae.W_dec.detach(), toy.directions).item()
-    print(f"{arch:>5}: MMCS {toy_results[arch]:.3f} (1 = every true direction found exactly)")
-
-# %%
-assert all(v >= 0.95 for v in toy_results.values()), "the SAEs should recover the true features"
+SPARSITIES = [0.0, 0.7, 0.9, 0.97, 0.99]
+toy = ToyModel(n_features=5, d_hidden=2, sparsities=SPARSITIES, seed=0)
+train_toy_model(toy, steps=3000, lr=1e-2)
+geometry = feature_geometry(toy)
+w = toy.W.detach()
+fig, axes = plt.subplots(1, len(SPARSITIES), figsize=(3 * len(SPARSITIES), 3))
+for ax, sparsity, columns in zip(axes, SPARSITIES, w):
+    for feature, (x, y) in enumerate(columns.T.tolist()):
+        ax.plot([0, x], [0, y], color=plt.cm.viridis(feature / 4), lw=2)
+        ax.plot(x, y, "o", color=plt.cm.viridis(feature / 4))
+    ax.set_xlim(-1.3, 1.3)
+    ax.set_ylim(-1.3, 1.3)
+    ax.set_aspect("equal")
+    ax.set_title(f"S = {sparsity}")
+fig.suptitle("columns of W: each feature's direction (colour: most to least important)")
+plt.tight_layout()
+plt.show()
+angles = torch.atan2(w[:, 1], w[:, 0])  # instance feature
+for sparsity, count, kept in zip(SPARSITIES, geometry.represented, geometry.norms > 0.5):
+    print(f"S = {sparsity}: {int(count)} of 5 features stored (features "
+          f"{kept.nonzero().flatten().tolist()})")
 
 # %% [markdown]
-# ## 2. Activations of the real model
+# Dense features ($S = 0$): the two most important features get a dimension each,
+# orthogonal, and the other three are dropped. Sparse features: all five are stored in two
+# dimensions. At $S = 0.7$ in antipodal pairs; from $S = 0.9$ as a regular pentagon, the
+# paper's geometry (adjacent features 72° apart).
+
+# %%
+def pentagon(instance: int) -> bool:
+    """All five features stored, at angles spaced 72° ± 10° around the circle."""
+    if int(geometry.represented[instance]) != 5:
+        return False
+    ordered = angles[instance].sort().values
+    gaps = torch.diff(torch.cat([ordered, ordered[:1] + 2 * torch.pi])) * 180 / torch.pi
+    return bool(((gaps - 72).abs() < 10).all())
+
+
+dense, sparse = 0, SPARSITIES.index(0.9)
+kept = (geometry.norms[dense] > 0.5).nonzero().flatten().tolist()
+print("S = 0: stored", kept, f"|cos| between them {geometry.max_interference[dense]:.2f}")
+print("pentagon at S = 0.9, 0.97, 0.99:", [pentagon(i) for i in range(sparse, len(SPARSITIES))])
+assert kept == [0, 1] and geometry.max_interference[dense] < 0.05, "dense: 2 orthogonal features"
+assert all(pentagon(i) for i in range(sparse, len(SPARSITIES))), "sparse: a pentagon"
+
+# %% [markdown]
+# ## 2. Ground truth for SAEs: recover a toy model's features
+# A larger toy model, 40 features in 10 dimensions at $S = 0.95$ (all equally important),
+# stores every feature in superposition. Its hidden activations $h$ are what an SAE sees;
+# the columns of $W$ are the true features. The **mean max cosine similarity** (MMCS) asks,
+# for each true feature, how well the best SAE latent's decoder direction matches it
+# (1 = every feature found). The baseline: the same score for random directions.
+
+# %%
+big = ToyModel(n_features=40, d_hidden=10, sparsities=[0.95], decay=1.0, seed=1)
+train_toy_model(big, steps=2000, lr=1e-2)
+true_features = big.W.detach()[0].T  # feature d_hidden
+
+
+def toy_batches(size: int = 1024):
+    """Endless batches of the toy model's hidden activations."""
+    while True:
+        yield big.hidden(big.sample(size))[0].detach()
+
+
+toy_results = {"random directions": mmcs(torch.randn(80, 10), true_features).item()}
+for arch, settings in {"topk": {"k": 3}, "relu": {"l1_coefficient": 0.3}}.items():
+    sae = build_sae(d_in=10, d_sae=80, architecture=arch, **settings)
+    train_sae(sae, toy_batches(), steps=1000, lr=3e-3, progress=False, seed=0)
+    toy_results[arch] = mmcs(sae.W_dec.detach(), true_features).item()
+print(f"stored features: {int(feature_geometry(big).represented[0])} of 40")
+for name, value in toy_results.items():
+    print(f"{name:>17}: MMCS {value:.2f}")
+
+# %%
+assert toy_results["topk"] >= 0.95 and toy_results["relu"] >= 0.95, "SAEs should find them"
+assert toy_results["random directions"] < 0.8, "random directions do not"
+
+# %% [markdown]
+# ## 3. Activations of the real model
 # We collect the activations once (BOS positions left out: their norm is an outlier)
 # and train every SAE on the same shuffled tensor.
 
@@ -103,24 +177,29 @@ eval_acts = collect_activations(model, eval_tokens, [HOOK], drop_bos=True)[HOOK]
 print(f"{len(train_acts):,} training and {len(eval_acts):,} evaluation activations")
 
 # %% [markdown]
-# ## 3. Five architectures, one sparsity–fidelity frontier
+# ## 4. Five architectures, one sparsity–fidelity frontier
 # Each architecture is trained with a few sparsity settings (short runs: 400 steps of
-# 1024 activations, 256 latents), then scored on held-out text.
+# 1024 activations; 4 latents per residual dimension, at least 256), then scored on
+# held-out text. The table's last digits depend on the CPU's float kernels (trained
+# weights), so the notebook's tests do not compare them; the claims below are asserted.
 
 # %%
+# NBVAL_IGNORE_OUTPUT
+# (trained SAEs: the last digits differ between CPUs; the claims are asserted below)
 STEPS = 400
+D_SAE = max(256, 4 * D_IN)
 SWEEPS = {
     "topk": [{"k": k} for k in (2, 4, 8, 16)],
     "relu": [{"l1_coefficient": c} for c in (0.1, 0.3, 1.0)],
     "jumprelu": [{"l0_coefficient": c, "jumprelu_init_threshold": 0.1, "jumprelu_bandwidth": 0.05}
                  for c in (0.01, 0.03)],
     "gated": [{"l1_coefficient": c} for c in (0.3, 1.0)],
-    "matryoshka": [{"k": 8, "matryoshka_widths": [32, 128, 256]}],
+    "matryoshka": [{"k": 8, "matryoshka_widths": [D_SAE // 8, D_SAE // 2, D_SAE]}],
 }
 rows, failed = [], []
 for arch, settings_list in SWEEPS.items():
     for settings in settings_list:
-        sae = build_sae(d_in=D_IN, d_sae=256, architecture=arch, hook_name=HOOK, **settings)
+        sae = build_sae(d_in=D_IN, d_sae=D_SAE, architecture=arch, hook_name=HOOK, **settings)
         try:
             train_sae(sae, ActivationBuffer.from_tensor(train_acts, acts_per_batch=1024, seed=0),
                       steps=STEPS, lr=3e-3, progress=False, seed=0)
@@ -132,7 +211,7 @@ for arch, settings_list in SWEEPS.items():
         rows.append({"arch": arch, "settings": settings, "sae": sae, "l0": metrics["l0"],
                      "fvu": metrics["fvu"], "ce_recovered": ce["ce_recovered"],
                      "dead": metrics["dead_fraction"], "density": metrics["density"]})
-print(f"{'architecture':>12} {'setting':>28} {'L0':>6} {'FVU':>6} {'CE rec.':>8} {'dead':>6}")
+print(f"{D_SAE} latents; {'architecture':>12} {'setting':>28} {'L0':>6} {'FVU':>6} {'CE rec.':>8} {'dead':>6}")
 for r in rows:
     setting = ", ".join(f"{k}={v}" for k, v in r["settings"].items() if k in ("k", "l1_coefficient", "l0_coefficient"))
     print(f"{r['arch']:>12} {setting[:28]:>28} {r['l0']:6.1f} {r['fvu']:6.3f} "
@@ -165,7 +244,7 @@ for arch in ("topk", "relu"):
     assert all(a > b for a, b in zip(fvus, fvus[1:])), f"{arch}: sparser should reconstruct worse"
 
 # %% [markdown]
-# ## 4. Dead and dense latents
+# ## 5. Dead and dense latents
 # A latent that never fires wastes capacity; one that fires on most tokens is hardly a
 # feature. The density histogram (fraction of tokens each latent fires on, log scale)
 # shows both tails.
@@ -183,7 +262,7 @@ ax.legend(fontsize=8)
 plt.show()
 
 # %% [markdown]
-# ## 5. The committed SAEs
+# ## 6. The committed SAEs
 # Longer training (3,000 steps of 2,048 activations, 512 latents) by
 # `benchmarks/train_zoo_saes.py`, saved in the SAELens folder layout (`cfg.json` +
 # `sae_weights.safetensors`). Notebook 04 builds dashboards from them.
@@ -214,8 +293,9 @@ if MODEL == "zoo-2l":
 
 # %% [markdown]
 # ## Summary
-# * On toy data with known features, SAEs recover the true directions: the method works
-#   when its assumptions (sparse, linear features) hold.
+# * Superposition is a trade: sparse features can share dimensions because they rarely
+#   interfere (the toy model's pentagon). On a toy model whose features are known, SAEs
+#   recover them: the method works when its assumptions (sparse, linear features) hold.
 # * On a real model there is no ground truth, so SAEs are judged by the trade-off
 #   between sparsity (L0) and fidelity (FVU, loss recovered); compare architectures at
 #   equal L0, never a single number.

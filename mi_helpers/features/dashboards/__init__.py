@@ -26,6 +26,7 @@ ipywidgets view whose panels follow a slider or a text box.
 
 from .build import (Dashboard, HighlightedContext, build_dashboard, logit_effects,
                     random_contexts, steering_effect, unit_contexts)
+from .evaluate import Interpretability, interpretability
 from .render import DashboardWidget, StaticHTML, export_html, render_html
 from .statistics import UnitStatistics, collect_statistics
 from .units import DirectionReader, NeuronReader, SAELatentReader, UnitReader
@@ -36,4 +37,5 @@ __all__ = [
     "Dashboard", "HighlightedContext", "build_dashboard", "unit_contexts", "random_contexts",
     "logit_effects", "steering_effect",
     "render_html", "export_html", "StaticHTML", "DashboardWidget",
+    "Interpretability", "interpretability",
 ]

@@ -3,6 +3,7 @@ direction), read from one hook by a :class:`UnitReader`."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import torch
@@ -75,24 +76,33 @@ class NeuronReader(UnitReader):
 
 
 class SAELatentReader(UnitReader):
-    """The latents of a sparse autoencoder (reads ``sae.cfg.hook_name``)."""
+    """The latents of a sparse autoencoder (reads ``sae.cfg.hook_name``).
+
+    An SAE on the residual stream writes its decoder rows there; one on an MLP's neurons
+    (site ``mlp_post``) writes them through the MLP's output matrix, ``W_dec @ W_out``.
+    """
 
     kind = "sae latent"
 
     def __init__(self, sae, label: str = "SAE"):
         self.sae, self.label = sae, label
         self.hook, self.n_units = sae.cfg.hook_name, sae.cfg.d_sae
+        match = re.fullmatch(r"blocks\.(\d+)\.mlp\.hook_post", self.hook)
+        self.mlp_layer = int(match.group(1)) if match else None
 
     def read(self, act):
         with torch.no_grad():
             return self.sae.encode(act.to(self.sae.W_enc.device, self.sae.W_enc.dtype))
 
     def output_directions(self, model):
-        return self.sae.W_dec.detach()  # d_sae d_in
+        rows = self.sae.W_dec.detach()  # d_sae d_in
+        if self.mlp_layer is None:
+            return rows
+        return rows.to(model.W_out.device, model.W_out.dtype) @ model.W_out[self.mlp_layer].detach()
 
     @property
     def write_hook(self):
-        return self.hook
+        return self.hook if self.mlp_layer is None else hook_name("resid_post", self.mlp_layer)
 
     def name(self, unit):
         return f"{self.label} latent {unit}"
