@@ -41,16 +41,9 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 from torch import Tensor
-from tracr.compiler import (
-    assemble,
-    basis_inference,
-    craft_graph_to_model,
-    craft_model_to_transformer,
-    expr_to_craft_graph,
-    nodes,
-    rasp_to_graph,
-    validating,
-)
+from tracr.compiler import (assemble, basis_inference, craft_graph_to_model,
+                            craft_model_to_transformer, expr_to_craft_graph, nodes, rasp_to_graph,
+                            validating)
 from tracr.craft import bases, transformers
 from tracr.rasp import rasp
 from transformer_lens.model_bridge import TransformerBridge

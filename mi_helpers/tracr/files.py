@@ -89,7 +89,7 @@ def read_weights(path: Path) -> dict[str, Tensor]:
                                 f"recompile: python -m mi_helpers.tracr.compile --only {path.stem}")
     try:
         with safe_open(str(path), framework="pt") as f:
-            return {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 (a safe_open handle)
+            return {key: f.get_tensor(key) for key in f.keys()}
     except (SafetensorError, OSError, RuntimeError) as err:
         raise ValueError(f"Tracr weights are corrupted or truncated: {path} ({err})") from err
 
@@ -182,8 +182,18 @@ class TracrModel:
 
     @property
     def variables(self) -> dict[str, list[int]]:
-        """Each RASP variable -> the residual-stream dimensions that carry it."""
+        """Each RASP variable -> the residual-stream dimensions that carry it.
+
+        ``indices`` has dimensions even where the program does not use it (Tracr always
+        embeds positions); :attr:`program_variables` lists the program's own.
+        """
         return self.spec["ground_truth"]["variables"]
+
+    @property
+    def program_variables(self) -> list[str]:
+        """The program's variables (tokens, indices if used, every operation's output)."""
+        return [op["name"] for op in self.spec["operations"]
+                if op["kind"] != "select" and op["name"] in self.variables]
 
     def inputs(self, length: int) -> list[tuple]:
         """Every input of ``length`` tokens, in a fixed order."""

@@ -59,21 +59,28 @@ def random_basis(d_model: int, k: int, seed: int = 0) -> Float[Tensor, "d_model 
     return q
 
 
-def _swap(resid: Tensor, hook, *, source: Tensor, projection: Tensor) -> Tensor:
-    return resid + (source.to(resid) - resid) @ projection.to(resid)
+def _add(act: Tensor, hook, *, delta: Tensor) -> Tensor:
+    return act + delta.to(act)
 
 
 def interchange_logits(model, base: Tensor, source: Tensor, hook: str,
                        basis: Float[Tensor, "d_model k"]) -> Float[Tensor, "batch pos d_vocab"]:
-    """Logits on ``base`` with the residual at ``hook`` in span(``basis``) taken from ``source``."""
+    """Logits on ``base`` with the residual at ``hook`` in span(``basis``) taken from ``source``.
+
+    In TransformerLens 4.3's bridges a change made at ``hook_resid_mid`` reaches only the
+    MLP's input, not the residual stream after it (measured); so a swap there is added to
+    the attention output of the same layer instead, which changes ``resid_mid`` itself.
+    """
     if base.shape != source.shape:
         raise ValueError(f"base and source tokens differ in shape: {tuple(base.shape)} vs "
                          f"{tuple(source.shape)}")
-    _, cache = run_cached(model, source, [hook])
+    _, base_cache = run_cached(model, base, [hook])
+    _, source_cache = run_cached(model, source, [hook])
     projection = basis @ torch.linalg.pinv(basis)
+    delta = (source_cache[hook] - base_cache[hook]) @ projection.to(base_cache[hook])
+    write = hook.replace("hook_resid_mid", "hook_attn_out")
     with torch.no_grad():
-        return model.run_with_hooks(base, fwd_hooks=[(hook, partial(
-            _swap, source=cache[hook], projection=projection))])
+        return model.run_with_hooks(base, fwd_hooks=[(write, partial(_add, delta=delta))])
 
 
 def variable_hook(model: TracrModel, variable: str) -> str:

@@ -16,6 +16,9 @@ Against the truth:
   that is in the circuit; **recall**: of the circuit, the share it finds;
 * **AUROC**: the chance that a random true edge (node) outranks a random false one,
   over all thresholds (ties count half), as ACDC's paper and InterpBench report.
+  Importances are rounded to ``1e-6`` of the gap first, so that an edge a method
+  scores as zero up to float rounding ties with the others instead of being ranked
+  by noise (which would differ from one CPU to the next).
 
 Nodes are the heads and MLPs (the embeddings and logits are in every circuit); an
 edge method's importance for a node is the largest of its edges'. Edges a method
@@ -35,9 +38,10 @@ from ..core.graph import Circuit, Edge, Node
 from ..core.results import SweepResult
 
 __all__ = ["Recovery", "importance", "node_importance", "auroc", "score_recovery",
-           "recovery_table"]
+           "recovery_table", "through_mlps"]
 
 DEFAULT_THRESHOLD = 0.01  # 1% of the clean-to-corrupted gap
+RESOLUTION = 6  # importances are rounded to 1e-6 of the gap: float noise ranks no edge
 
 
 def importance(result: SweepResult | Circuit, mode: str | None = None) -> dict:
@@ -64,7 +68,7 @@ def importance(result: SweepResult | Circuit, mode: str | None = None) -> dict:
     else:
         raise ValueError(f"score a sweep over axis 'edge' or 'node' or ('layer', 'head'), "
                          f"not {result.axes}")
-    return {key: abs(value) for key, value in zip(keys, share.flatten().tolist())
+    return {key: round(abs(value), RESOLUTION) for key, value in zip(keys, share.flatten().tolist())
             if not math.isnan(value)}
 
 
@@ -139,3 +143,17 @@ def recovery_table(results: Mapping[str, SweepResult | Circuit], circuit: Circui
                         f"{level}s missed": [k.name for k in rec.missed]})
         rows.append(row)
     return rows
+
+
+def through_mlps(circuit: Circuit, edge: Edge) -> bool:
+    """Whether ``circuit`` joins ``edge``'s sender to its receiver (same channel) through
+    one or more MLPs: the route path patching counts as part of a head's path."""
+    reached, frontier = set(), [edge.sender]
+    while frontier:
+        node = frontier.pop()
+        for e in circuit.edges:
+            if e.sender == node and e.receiver.kind == "mlp" and e.receiver not in reached:
+                reached.add(e.receiver)
+                frontier.append(e.receiver)
+    return any(e.sender in reached and e.receiver == edge.receiver and e.channel == edge.channel
+               for e in circuit.edges)

@@ -5,12 +5,7 @@ import pytest
 from mi_helpers.core.graph import Node
 from mi_helpers.tracr import load_tracr
 from mi_helpers.tracr.files import parse_edge
-from mi_helpers.tracr.ground_truth import (
-    ablation_changes,
-    node_dims,
-    true_edges,
-    variable_site,
-)
+from mi_helpers.tracr.ground_truth import ablation_changes, node_dims, true_edges, variable_site
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,8 @@
 import pytest
 
 from mi_helpers.tracr import load_tracr
-from mi_helpers.tracr.interchange import (
-    informative_pairs,
-    interchange_accuracy,
-    random_basis,
-    variable_basis,
-)
+from mi_helpers.tracr.interchange import (informative_pairs, interchange_accuracy, random_basis,
+                                          variable_basis)
 
 
 @pytest.fixture(scope="module")

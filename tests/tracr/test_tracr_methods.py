@@ -10,12 +10,7 @@ from mi_helpers.core.graph import Circuit, Edge, Node
 from mi_helpers.core.results import SweepResult
 from mi_helpers.tracr import load_tracr
 from mi_helpers.tracr.edges import edge_patching
-from mi_helpers.tracr.methods import (
-    eap,
-    node_patching,
-    output_metric,
-    path_patching_edges,
-)
+from mi_helpers.tracr.methods import eap, node_patching, output_metric, path_patching_edges
 from mi_helpers.tracr.recovery import auroc, importance, recovery_table, score_recovery
 
 
@@ -118,3 +113,26 @@ def test_recovery_table_takes_scores_and_circuits(run):
     assert rows[0]["edge precision"] == rows[0]["edge recall"] == rows[0]["edge AUROC"] == 1.0
     assert rows[1]["edge precision"] == 1.0 and rows[1]["edge recall"] == pytest.approx(
         (len(truth) // 2) / len(truth))
+
+
+def test_through_mlps():
+    from mi_helpers.core.graph import CircuitGraph
+    from mi_helpers.tracr.recovery import through_mlps
+    graph = CircuitGraph(2, 1)
+    head0, mlp0, head1, logits = Node(0, "head", 0), Node(0, "mlp"), Node(1, "head", 0), \
+        Node(2, "logits")
+    circuit = Circuit.from_edges(graph, [Edge(head0, mlp0), Edge(mlp0, head1, "k"),
+                                         Edge(head1, logits)])
+    assert through_mlps(circuit, Edge(head0, head1, "k"))
+    assert not through_mlps(circuit, Edge(head0, head1, "q"))  # the route ends in the keys
+    assert not through_mlps(circuit, Edge(head0, logits))  # head1 is not an MLP
+
+
+def test_draw_circuit(run):
+    import matplotlib
+    matplotlib.use("Agg")
+    from mi_helpers.tracr.plot import draw_circuit
+    model = run[0]
+    ax = draw_circuit(model.graph, dict.fromkeys(model.circuit.edges, "k"), "t",
+                      legend={"k": "true"})
+    assert ax.get_title() == "t" and len(ax.texts) >= len(model.graph.nodes)
