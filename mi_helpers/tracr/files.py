@@ -95,7 +95,13 @@ def read_weights(path: Path) -> dict[str, Tensor]:
 
 
 def _boot(spec: dict, state: dict[str, Tensor], path: Path, device) -> TransformerBridge:
-    """A bridge booted from ``spec``'s config with ``state`` loaded strictly."""
+    """A bridge booted from ``spec``'s config with ``state`` loaded strictly.
+
+    Compatibility mode is enabled *without* weight processing: by default it centres the
+    unembedding, which shifts a categorical output's logits and zeroes a numerical
+    output's single column; and Tracr's weights, dimension by dimension, are the ground
+    truth.
+    """
     bridge = TransformerBridge.boot_native(TransformerBridgeConfig(**spec["config"]))
     try:
         bridge.load_state_dict(state, strict=True)
