@@ -10,7 +10,9 @@ InterpBench, Gupta et al. 2024, do).
 * :mod:`.interpreter`: run the RASP program itself, with interventions;
 * :mod:`.ground_truth`: the true edges, read from which dimensions each node uses;
 * :mod:`.edges`: exact edge interventions (zero or resample) on a model without LayerNorm;
+* :mod:`.methods`: node patching, path patching, EAP and EAP-IG as sweeps over the graph;
 * :mod:`.recovery`: score any method's node or edge scores against a known circuit;
+* :mod:`.plot`: draw a circuit's edges, coloured by what a method found;
 * :mod:`.interchange`: interchange interventions on residual subspaces (IIA);
 * :mod:`.programs`, :mod:`.compile`: the RASP library and its compilation (need the
   optional extra ``pip install .[tracr]``; not imported here).
