@@ -27,7 +27,7 @@ Patch targets are sites (:data:`~mi_helpers.core.hooks.SITES`) swept per layer;
 ==============================================  ==================  ========================
 target                                          whole layer         ``per_position=True``
 ==============================================  ==================  ========================
-``resid_pre`` ``resid_mid`` ``resid_post``      ``[layer]``         ``[layer, pos]``
+``resid_pre`` ``resid_post``                    ``[layer]``         ``[layer, pos]``
 ``attn_out`` ``mlp_out``                        ``[layer]``         ``[layer, pos]``
 ``z`` ``q`` ``k`` ``v``                         ``[layer, head]``   ``[layer, pos, head]``
 ``pattern``                                     ``[layer, head]``   ``[layer, dest_pos, head]``
@@ -53,7 +53,7 @@ from torch import Tensor
 
 from ..core.activations import FwdHook, run_cached
 from ..core.checks import as_tokens, check_same_shape, checked_indices
-from ..core.hooks import check_hook_names, hook_name
+from ..core.hooks import READ_ONLY, check_writable_hooks, hook_name
 from ..core.results import SweepResult
 
 __all__ = ["Metric", "PatchTarget", "TARGETS", "patch_target", "patch_sweep",
@@ -65,7 +65,9 @@ __all__ = ["Metric", "PatchTarget", "TARGETS", "patch_target", "patch_sweep",
 Metric = Callable[[Float[Tensor, "batch pos d_vocab"]], Float[Tensor, ""]]
 Setter = Callable[[Tensor, Tensor, tuple[int, ...]], None]
 
-TARGETS = ("resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out", "z", "q", "k", "v",
+# (not resid_mid: in transformer-lens 4.3's bridges an edit there never reaches the residual
+# stream; see mi_helpers.core.hooks.READ_ONLY)
+TARGETS = ("resid_pre", "resid_post", "attn_out", "mlp_out", "z", "q", "k", "v",
            "pattern")
 # Default size of one patched forward pass, in tokens (prompts x patches x positions): a
 # CPU is fastest on passes that fit its caches (about a thousand tokens per thread), an
@@ -160,6 +162,8 @@ def patch_target(target: str | PatchTarget, per_position: bool = False) -> Patch
     """
     if isinstance(target, PatchTarget):
         return target
+    if target in READ_ONLY:
+        raise ValueError(f"cannot patch {target!r}: {READ_ONLY[target]}")
     if target not in TARGETS:
         raise ValueError(f"unknown patch target {target!r}; choose one of {list(TARGETS)} "
                          f"or build a PatchTarget(site, axes, dims, setter) yourself")
@@ -207,7 +211,7 @@ def patch_sweep(model, tokens: Int[Tensor, "batch pos"], source: Mapping[str, Te
 
 def _check_source(model, source: Mapping[str, Tensor], names: Sequence[str], batch: int) -> None:
     """Raise unless ``source`` holds each hook in ``names`` with a batch of ``batch`` or 1."""
-    for name in check_hook_names(model, names):
+    for name in check_writable_hooks(model, names):
         if name not in source:
             raise KeyError(f"the source has no activation for {name!r}; cache it first, e.g. "
                            f"run_cached(model, tokens, sweep_names(model, target))")
@@ -296,7 +300,7 @@ def run_with_patches(model, tokens: Int[Tensor, "batch pos"], source: Mapping[st
                      ) -> Float[Tensor, "batch pos d_vocab"]:
     """Run with every hook in ``hooks`` wholly replaced by ``source`` (no gradients)."""
     patches = [(name, partial(_patch_hook, source=source[name], jobs=[(0, ())], setter=set_all,
-                              batch=len(tokens))) for name in check_hook_names(model, hooks)]
+                              batch=len(tokens))) for name in check_writable_hooks(model, hooks)]
     with torch.no_grad():
         return model.run_with_hooks(tokens, fwd_hooks=[*fwd_hooks, *patches])
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["SITES", "hook_name", "layer_hooks", "check_hook_names"]
+__all__ = ["SITES", "hook_name", "layer_hooks", "check_hook_names", "check_writable_hooks"]
 
 SITES: dict[str, str] = {
     "embed": "hook_embed",
@@ -85,4 +85,27 @@ def check_hook_names(model, hooks: Iterable[str]) -> list[str]:
             close = difflib.get_close_matches(name, sorted(known), n=5, cutoff=0.5)
             raise KeyError(f"no hook named {name!r} in this model. Did you mean one of "
                            f"{close}? All hooks: model.hook_dict.keys()")
+    return hooks
+
+
+#: Hooks that can be read but whose edits do not reach the rest of the model: in
+#: transformer-lens 4.3's TransformerBridge, a change at ``hook_resid_mid`` reaches only the
+#: MLP's input, not the residual stream after the block (measured: the block's output moves
+#: by the MLP's change alone). Editing there would be a silent wrong answer.
+READ_ONLY = {"resid_mid": "edits at hook_resid_mid reach only the MLP's input in "
+                          "transformer-lens 4.3's TransformerBridge, not the residual stream; "
+                          "patch 'attn_out' (the same layer) or 'resid_pre' (the next) instead"}
+
+
+def check_writable_hooks(model, hooks: Iterable[str]) -> list[str]:
+    """``hooks`` checked to exist *and* to pass an edit on to the rest of the model.
+
+    Raises:
+        KeyError: a hook does not exist. ValueError: a hook is read-only (see ``READ_ONLY``).
+    """
+    hooks = check_hook_names(model, hooks)
+    for name in hooks:
+        for site, why in READ_ONLY.items():
+            if name.endswith(SITES[site].split("}")[-1]) and "blocks." in name:
+                raise ValueError(f"cannot change {name}: {why}")
     return hooks

@@ -24,7 +24,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from ..core.checks import as_tokens, check_pos
-from ..core.hooks import check_hook_names
+from ..core.hooks import check_writable_hooks
 from ..core.metrics import kl_from_log_probs
 
 __all__ = ["ablate_direction", "steer", "steer_direction", "causal_effect", "next_token_shift"]
@@ -50,7 +50,7 @@ def _edit_activation(model, hook: str, vector: Float[Tensor, "d_model"],
 
     Axes after ``pos`` are flattened to match ``vector``; the hook is always removed.
     """
-    check_hook_names(model, [hook])
+    check_writable_hooks(model, [hook])
 
     def hook_fn(act: Tensor, hook) -> Tensor:
         flat = act.flatten(2)  # batch pos d_model

@@ -271,8 +271,8 @@ def test_unknown_targets_and_hooks_are_refused(tiny_model, tiny_neox):
     metric = name_logit_diff(tiny_neox)
     with pytest.raises(ValueError, match="unknown patch target 'attn_output'.*attn_out"):
         patch_target("attn_output")
-    with pytest.raises(KeyError, match="no hook named 'blocks.0.hook_resid_mid'"):
-        activation_patching(tiny_neox, CLEAN, CORRUPTED, metric, "resid_mid")  # parallel blocks
+    with pytest.raises(ValueError, match="cannot patch 'resid_mid'.*reach only the MLP"):
+        activation_patching(tiny_neox, CLEAN, CORRUPTED, metric, "resid_mid")
     with pytest.raises(ValueError, match="unknown site 'zz'.*'z'"):
         PatchTarget("zz", ("head",), (2,), set_pos)
 

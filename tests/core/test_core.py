@@ -127,3 +127,24 @@ def test_circuit_from_heads_keeps_edges_between_kept_nodes():
         Circuit.from_heads(graph, [(5, 0)])
     with pytest.raises(ValueError, match="edges not in the graph"):
         Circuit.from_edges(graph, [Edge(graph.node("L1H0"), graph.node("L0H0"), "q")])
+
+
+def test_edits_at_resid_mid_are_refused_because_they_do_not_propagate(tiny_model):
+    """The reason, measured: in a TransformerBridge an edit at hook_resid_mid changes the
+    block's output only through the MLP (so writing there would be silently wrong)."""
+    from mi_helpers.core.hooks import check_writable_hooks
+    from mi_helpers.interventions import steer
+    tokens = tiny_model.to_tokens("Mary likes the cat")
+    mid, mlp, post = (hook_name(s, 0) for s in ("resid_mid", "mlp_out", "resid_post"))
+    _, before = run_cached(tiny_model, tokens, [mlp, post])
+    push = torch.randn(tiny_model.cfg.d_model) * 5
+    with tiny_model.hooks(fwd_hooks=[(mid, lambda act, hook: act + push)]):
+        _, after = run_cached(tiny_model, tokens, [mlp, post])
+    through_mlp = after[mlp] - before[mlp]
+    assert torch.allclose(after[post] - before[post], through_mlp, atol=1e-5)  # push is lost
+    with pytest.raises(ValueError, match="reach only the MLP"):
+        check_writable_hooks(tiny_model, [mid])
+    with pytest.raises(ValueError, match="reach only the MLP"):
+        with steer(tiny_model, mid, push):
+            pass
+    assert check_writable_hooks(tiny_model, [post]) == [post]
