@@ -11,7 +11,7 @@ family              basis
 ``diffmean``        the difference of class means (AxBench's strong, cheap baseline)
 ``probe``           a logistic-regression probe's direction (:mod:`~mi_helpers.features.probing`)
 ``pca``             the top principal components of the activations (unsupervised)
-``sae``             decoder directions of the SAE latents that best separate the classes
+``sae <name>``      decoder directions of the SAE latents that best separate the classes
 ``neurons``         the activation's own coordinates that best separate the classes
 ``random``          a random subspace: what "no alignment" scores
 ==================  ===================================================================
@@ -23,6 +23,8 @@ DAS, the learned basis, is in :mod:`.das`.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import torch
 from jaxtyping import Float, Int
@@ -54,15 +56,15 @@ def _check_acts(acts: Tensor) -> Tensor:
     return acts.float()
 
 
-def random_basis(width: int, n_dims: int, seed: int = 0) -> Float[Tensor, "width n_dims"]:
+def random_basis(width: int, n_dims: int, seed: int = 0) -> Float[Tensor, "d_model n_dims"]:
     """A random ``n_dims``-dimensional subspace (Gaussian vectors, orthonormalised)."""
     _check_n_dims(n_dims, width)
     gen = torch.Generator().manual_seed(seed)
     return orthonormal_basis(torch.randn(width, n_dims, generator=gen))
 
 
-def diffmean_basis(acts: Float[Tensor, "batch width"], labels: Int[Tensor, "batch"]
-                   ) -> Float[Tensor, "width 1"]:
+def diffmean_basis(acts: Float[Tensor, "batch d_model"], labels: Int[Tensor, "batch"]
+                   ) -> Float[Tensor, "d_model 1"]:
     """The unit difference of class means, ``mean(acts | 1) - mean(acts | 0)``."""
     acts = _check_acts(acts)
     labels = check_labels(labels, len(acts)).to(acts.device)
@@ -70,15 +72,15 @@ def diffmean_basis(acts: Float[Tensor, "batch width"], labels: Int[Tensor, "batc
     return orthonormal_basis(diff[:, None])
 
 
-def probe_basis(acts: Float[Tensor, "batch width"], labels: Int[Tensor, "batch"],
-                seed: int = 0) -> Float[Tensor, "width 1"]:
+def probe_basis(acts: Float[Tensor, "batch d_model"], labels: Int[Tensor, "batch"],
+                seed: int = 0) -> Float[Tensor, "d_model 1"]:
     """The unit direction of a dense logistic-regression probe (trained on a split)."""
     acts = _check_acts(acts)
     probe, _ = train_probe(acts, labels, seed=seed)
     return orthonormal_basis(probe.direction[:, None])
 
 
-def pca_basis(acts: Float[Tensor, "batch width"], n_dims: int) -> Float[Tensor, "width n_dims"]:
+def pca_basis(acts: Float[Tensor, "batch d_model"], n_dims: int) -> Float[Tensor, "d_model n_dims"]:
     """The ``n_dims`` directions of largest variance (centred SVD), largest first."""
     acts = _check_acts(acts)
     _check_n_dims(n_dims, acts.shape[1])
@@ -86,7 +88,7 @@ def pca_basis(acts: Float[Tensor, "batch width"], n_dims: int) -> Float[Tensor, 
     return orthonormal_basis(vh[:n_dims].T)
 
 
-def neuron_basis(width: int, units: Int[Tensor, "n_dims"]) -> Float[Tensor, "width n_dims"]:
+def neuron_basis(width: int, units: Int[Tensor, "n_dims"]) -> Float[Tensor, "d_model n_dims"]:
     """The coordinate basis of the chosen units (an interchange sets exactly those).
 
     Raises:
@@ -102,15 +104,15 @@ def neuron_basis(width: int, units: Int[Tensor, "n_dims"]) -> Float[Tensor, "wid
     return basis
 
 
-def top_neuron_basis(acts: Float[Tensor, "batch width"], labels: Int[Tensor, "batch"],
-                     n_dims: int) -> Float[Tensor, "width n_dims"]:
+def top_neuron_basis(acts: Float[Tensor, "batch d_model"], labels: Int[Tensor, "batch"],
+                     n_dims: int) -> Float[Tensor, "d_model n_dims"]:
     """The coordinate basis of the ``n_dims`` units that best separate the classes."""
     acts = _check_acts(acts)
     _check_n_dims(n_dims, acts.shape[1])
     return neuron_basis(acts.shape[1], best_dims(acts, labels, n_dims))
 
 
-def top_sae_latents(sae, acts: Float[Tensor, "batch width"], labels: Int[Tensor, "batch"],
+def top_sae_latents(sae, acts: Float[Tensor, "batch d_model"], labels: Int[Tensor, "batch"],
                     n: int, positive: bool = False) -> Int[Tensor, "n"]:
     """The ``n`` SAE latents whose activations best separate the classes, best first.
 
@@ -134,20 +136,22 @@ def top_sae_latents(sae, acts: Float[Tensor, "batch width"], labels: Int[Tensor,
     return chosen
 
 
-def sae_latent_basis(sae, acts: Float[Tensor, "batch width"], labels: Int[Tensor, "batch"],
-                     n_dims: int) -> Float[Tensor, "width n_dims"]:
+def sae_latent_basis(sae, acts: Float[Tensor, "batch d_model"], labels: Int[Tensor, "batch"],
+                     n_dims: int) -> Float[Tensor, "d_model n_dims"]:
     """The span of the decoder directions of the :func:`top_sae_latents`."""
     _check_n_dims(n_dims, sae.cfg.d_in)
     latents = top_sae_latents(sae, acts, labels, n_dims)
     return orthonormal_basis(sae.W_dec.detach()[latents].float().cpu().T)
 
 
-def fixed_bases(acts: Float[Tensor, "batch width"], labels: Int[Tensor, "batch"], n_dims: int,
-                sae=None, seed: int = 0) -> dict[str, Float[Tensor, "width n_dims"]]:
+def fixed_bases(acts: Float[Tensor, "batch d_model"], labels: Int[Tensor, "batch"], n_dims: int,
+                saes: Mapping | None = None, seed: int = 0
+                ) -> dict[str, Float[Tensor, "d_model n_dims"]]:
     """Every fixed family's basis, ``{family: basis}`` (see the table above).
 
-    ``diffmean`` and ``probe`` are included only for ``n_dims == 1``, ``sae`` only when an
-    SAE for this site is given; ``seed`` seeds the random basis and the probe's split.
+    ``diffmean`` and ``probe`` are included only for ``n_dims == 1``; each SAE of
+    ``saes`` (``{name: sae}``, SAEs reading this site) gives a family ``"sae <name>"``.
+    ``seed`` seeds the random basis and the probe's split.
     """
     acts = _check_acts(acts)
     width = acts.shape[1]
@@ -157,8 +161,8 @@ def fixed_bases(acts: Float[Tensor, "batch width"], labels: Int[Tensor, "batch"]
         bases["diffmean"] = diffmean_basis(acts, labels)
         bases["probe"] = probe_basis(acts, labels, seed)
     bases["pca"] = pca_basis(acts, n_dims)
-    if sae is not None:
-        bases["sae"] = sae_latent_basis(sae, acts, labels, n_dims)
+    for name, sae in (saes or {}).items():
+        bases[f"sae {name}"] = sae_latent_basis(sae, acts, labels, n_dims)
     bases["neurons"] = top_neuron_basis(acts, labels, n_dims)
     bases["random"] = random_basis(width, n_dims, seed)
     return bases

@@ -16,7 +16,7 @@ be).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from jaxtyping import Float, Int
@@ -35,7 +35,7 @@ _T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)
 
 
 def site_activations(model, pairs: CounterfactualPairs, hook: str
-                     ) -> tuple[Float[Tensor, "n width"], Int[Tensor, "n"]]:
+                     ) -> tuple[Float[Tensor, "n d_model"], Int[Tensor, "n"]]:
     """Activations at ``hook`` of the bases (at ``base_pos``) and the sources (at
     ``source_pos``), with the variable's value for each: data for the fixed bases."""
     (hook,) = check_hook_names(model, [hook])
@@ -46,9 +46,9 @@ def site_activations(model, pairs: CounterfactualPairs, hook: str
 
 
 def compare_bases(model, pairs: CounterfactualPairs, hook: str, n_dims: Sequence[int] = (1,),
-                  seeds: Sequence[int] = (0, 1, 2), sae=None, das: bool = True,
-                  das_kwargs: dict | None = None, test_fraction: float = 0.5,
-                  progress: bool = True) -> list[dict]:
+                  seeds: Sequence[int] = (0, 1, 2), saes: Mapping | None = None,
+                  das: bool = True, das_kwargs: dict | None = None, full: bool = True,
+                  test_fraction: float = 0.5, progress: bool = True) -> list[dict]:
     """IIA of every family of bases at ``hook``, for each dimension and seed.
 
     Args:
@@ -57,27 +57,30 @@ def compare_bases(model, pairs: CounterfactualPairs, hook: str, n_dims: Sequence
         hook: the intervention site (at ``pairs.base_pos``).
         n_dims: subspace dimensions to try (``diffmean`` and ``probe`` only at 1).
         seeds: one train / test split, DAS initialisation and random basis per seed.
-        sae: an SAE reading ``hook``, for the ``sae`` family (skipped if ``None``).
+        saes: ``{name: sae}``, SAEs reading ``hook``: one family ``"sae <name>"`` each.
         das: also train DAS (``das_kwargs`` go to :func:`~.das.train_das`).
+        full: also measure the whole activation (``"full"``), once per seed.
         test_fraction: the share of pairs held out for measuring IIA.
         progress: show a tqdm bar over seeds.
 
     Returns:
         One row per family, dimension and seed: ``{"family", "n_dims", "seed", "iia"}``;
-        the family ``"full"`` (the whole activation) once per seed.
+        the family ``"full"`` (the whole activation) once per seed if ``full``.
     """
     (hook,) = check_hook_names(model, [hook])
-    if sae is not None and sae.cfg.hook_name and sae.cfg.hook_name != hook:
-        raise ValueError(f"the SAE reads {sae.cfg.hook_name}, not {hook}")
+    for name, sae in (saes or {}).items():
+        if sae.cfg.hook_name and sae.cfg.hook_name != hook:
+            raise ValueError(f"the SAE {name!r} reads {sae.cfg.hook_name}, not {hook}")
     rows = []
     for seed in tqdm(list(seeds), desc="seeds", disable=not progress):
         train, test = pairs.split(test_fraction, seed)
         acts, values = site_activations(model, train, hook)
         width = acts.shape[1]
-        rows.append({"family": "full", "n_dims": width, "seed": seed,
-                     "iia": iia(model, test, hook, torch.eye(width))})
+        if full:
+            rows.append({"family": "full", "n_dims": width, "seed": seed,
+                         "iia": iia(model, test, hook, torch.eye(width))})
         for n in n_dims:
-            bases = fixed_bases(acts, values, n, sae=sae, seed=seed)
+            bases = fixed_bases(acts, values, n, saes=saes, seed=seed)
             if das:
                 kwargs = {"seed": seed, "progress": False, **(das_kwargs or {})}
                 bases = {"das": train_das(model, train, hook, n, **kwargs).basis, **bases}

@@ -51,7 +51,7 @@ class CounterfactualPairs:
         base_pos, source_pos: ``[batch]`` where the variable is read in the source and
             written in the base (the intervention site's position).
         answer_pos: ``[batch]`` where the base's output is read (its last token).
-        answers: ``[batch, n_classes, n_words]`` token ids of each output class (a class
+        answers: ``[batch, class, word]`` token ids of each output class (a class
             is a set of words; ``-1`` pads a shorter set).
         targets: ``[batch]`` the class the causal model predicts for the base with the
             variable taken from the source (the counterfactual label).
@@ -66,7 +66,7 @@ class CounterfactualPairs:
     base_pos: Int[Tensor, "batch"]
     source_pos: Int[Tensor, "batch"]
     answer_pos: Int[Tensor, "batch"]
-    answers: Int[Tensor, "batch n_classes n_words"]
+    answers: Int[Tensor, "batch class word"]
     targets: Int[Tensor, "batch"]
     base_labels: Int[Tensor, "batch"]
     base_values: Int[Tensor, "batch"]
@@ -81,7 +81,7 @@ class CounterfactualPairs:
                 raise ValueError(f"{f.name} has {len(value)} rows but there are {n} base "
                                  f"prompts: every field needs one row per pair")
         if self.answers.ndim != 3:
-            raise ValueError(f"answers must be [batch, n_classes, n_words], got shape "
+            raise ValueError(f"answers must be [batch, class, word], got shape "
                              f"{tuple(self.answers.shape)}")
         n_classes = self.answers.shape[1]
         for name in ("targets", "base_labels"):
@@ -120,7 +120,7 @@ class CounterfactualPairs:
 
 
 def class_scores(logits: Float[Tensor, "batch pos d_vocab"], pairs: CounterfactualPairs
-                 ) -> Float[Tensor, "batch n_classes"]:
+                 ) -> Float[Tensor, "batch class"]:
     """Log-probability of each output class (summed over its words) at ``answer_pos``."""
     log_probs = logits_at(logits, pairs.answer_pos).float().log_softmax(-1)  # batch d_vocab
     answers = pairs.answers.to(log_probs.device)
@@ -169,7 +169,7 @@ class _Subspace(nn.Module):
         self.proj = orthogonal(nn.Linear(n_dims, width, bias=False))
 
     @property
-    def basis(self) -> Float[Tensor, "width n_dims"]:
+    def basis(self) -> Float[Tensor, "d_model n_dims"]:
         return self.proj.weight
 
 
@@ -183,7 +183,7 @@ class DASResult:
         hook: where it was trained.
     """
 
-    basis: Float[Tensor, "width n_dims"]
+    basis: Float[Tensor, "d_model n_dims"]
     losses: list[float]
     hook: str
 

@@ -47,8 +47,8 @@ Positions = int | Int[Tensor, "batch"] | None
 Bases = Tensor | Mapping[str, Tensor] | Callable[[], Tensor]
 
 
-def check_basis(basis: Float[Tensor, "width n_dims"], width: int | None = None,
-                atol: float = 1e-4) -> Float[Tensor, "width n_dims"]:
+def check_basis(basis: Float[Tensor, "d_model n_dims"], width: int | None = None,
+                atol: float = 1e-4) -> Float[Tensor, "d_model n_dims"]:
     """``basis`` as a float tensor whose columns are orthonormal, or a clear error.
 
     Args:
@@ -82,7 +82,7 @@ def check_basis(basis: Float[Tensor, "width n_dims"], width: int | None = None,
     return basis.float()
 
 
-def orthonormal_basis(vectors: Float[Tensor, "width n"]) -> Float[Tensor, "width n"]:
+def orthonormal_basis(vectors: Float[Tensor, "d_model n"]) -> Float[Tensor, "d_model n"]:
     """An orthonormal basis of the span of ``vectors``' columns (Gram-Schmidt order).
 
     Column ``i`` of the result spans the part of column ``i`` not in the earlier ones,
@@ -105,8 +105,8 @@ def orthonormal_basis(vectors: Float[Tensor, "width n"]) -> Float[Tensor, "width
     return (q * diag.sign()).float()
 
 
-def principal_angles(a: Float[Tensor, "width n"], b: Float[Tensor, "width m"]
-                     ) -> Float[Tensor, "n_angles"]:
+def principal_angles(a: Float[Tensor, "d_model n"], b: Float[Tensor, "d_model m"]
+                     ) -> Float[Tensor, "n_dims"]:
     """Principal angles between two subspaces, in degrees, smallest first.
 
     Both bases must be orthonormal; the cosines are the singular values of ``a.T @ b``.
@@ -122,6 +122,10 @@ def _as_hook_bases(model, hooks: str | Sequence[str], basis: Bases) -> dict[str,
     hooks = check_hook_names(model, hooks)
     if not hooks:
         raise ValueError("no hooks given: name at least one hook to intervene at")
+    by_head = [h for h in hooks if h.endswith(("hook_pattern", "hook_attn_scores"))]
+    if by_head:
+        raise ValueError(f"{by_head} are [batch, head, dest_pos, src_pos]: interchange needs "
+                         f"an activation with positions on axis 1, e.g. the hook_z of a layer")
     if callable(basis):  # a learned basis, recomputed at every forward pass (DAS)
         return dict.fromkeys(hooks, basis)
     if isinstance(basis, Mapping):

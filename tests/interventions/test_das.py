@@ -7,6 +7,7 @@ import torch
 from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
+from mi_helpers.features.sae import build_sae
 from mi_helpers.interventions.bases import random_basis
 from mi_helpers.interventions.comparison import compare_bases, mean_ci, summarise
 from mi_helpers.interventions.das import (CounterfactualPairs, class_scores, iia,
@@ -145,6 +146,9 @@ def test_compare_bases_ranks_the_planted_model(planted):
     assert table["das", 2]["mean"] > 0.95
     assert table["random", 2]["mean"] < 0.6
     assert {family for family, _ in table} == {"full", "das", "pca", "neurons", "random"}
+    sae = build_sae(d_in=D, d_sae=32, architecture="relu", hook_name="blocks.0.hook_resid_post")
+    with pytest.raises(ValueError, match="reads blocks.0.hook_resid_post"):
+        compare_bases(model, pairs, "hook_resid", saes={"other site": sae}, progress=False)
 
 
 def test_mean_ci():

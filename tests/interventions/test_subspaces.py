@@ -140,6 +140,8 @@ def test_clear_errors(tiny_model):
         interchange_logits(model, longer, short, hook, basis)
     with pytest.raises(ValueError, match="one source per base"):
         interchange_logits(model, base, source[:2], hook, basis, base_end, source_end[:2])
+    with pytest.raises(ValueError, match="positions on axis 1"):
+        interchange_logits(model, base, source, hook_name("pattern", 0), basis, base_end)
     with pytest.raises(TypeError, match="float"):
         check_basis(torch.eye(d).long())
 
@@ -168,3 +170,24 @@ def test_orthonormal_basis_and_principal_angles():
     assert torch.allclose(principal_angles(eye[:, :1], tilted), torch.tensor([45.0]), atol=1e-4)
     with pytest.raises(ValueError, match="linearly dependent"):
         orthonormal_basis(torch.tensor([[1.0, 2.0], [1.0, 2.0], [0.0, 0.0]]))
+
+
+def test_interchange_on_one_head_of_hook_z():
+    """Axes after pos are flattened: a coordinate basis on head 1's slice of ``z`` swaps
+    exactly that head's output at that position."""
+    model = load_model("zoo-2l", device="cpu")
+    base, source = model.to_tokens(BASE[1:2]), model.to_tokens(SOURCE[1:2])
+    hook = hook_name("z", 0)
+    n_heads, d_head = model.cfg.n_heads, model.cfg.d_head
+    basis = torch.eye(n_heads * d_head)[:, d_head:2 * d_head]  # head 1
+    src = source_activations(model, source, hook, positions=-1)
+    assert src[hook].shape == (1, n_heads * d_head)
+    seen = {}
+    with interchange(model, hook, basis, src, positions=-1):
+        model.run_with_hooks(base, fwd_hooks=[(hook, lambda a, hook: seen.setdefault("z", a.clone()))])
+    _, base_cache = model.run_with_cache(base)
+    _, source_cache = model.run_with_cache(source)
+    after, before = seen["z"][0], base_cache[hook][0]
+    assert torch.allclose(after[-1, 1], source_cache[hook][0, -1, 1], atol=1e-6)
+    assert torch.allclose(after[-1, [0, 2, 3]], before[-1, [0, 2, 3]])
+    assert torch.allclose(after[:-1], before[:-1])

@@ -48,6 +48,7 @@ def test_inject_needs_a_parameters_cell():
     ("06_ioi_circuit.ipynb", "the reference check is skipped"),
     ("07_induction_circuits.ipynb", "mean-ablating the previous-token head"),
     ("09_universality.ipynb", "random latents > 0.9"),
+    ("10_subspaces_and_steering.ipynb", "steering at a cost of at most"),
 ])
 def test_notebooks_run_on_a_gpt2_architecture_model(tiny_model_dir, tmp_path, notebook, reached):
     """The hub code path (``MODEL = "gpt2-small"`` on Colab), on a locally built random
