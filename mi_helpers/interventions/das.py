@@ -239,14 +239,19 @@ def train_das(model, pairs: CounterfactualPairs, hook: str, n_dims: int, epochs:
             order, total = torch.randperm(len(pairs), generator=gen), 0.0
             for start in range(0, len(pairs), batch_size):
                 idx = order[start:start + batch_size]
-                part = pairs.subset(idx)
-                with interchange(model, hook, lambda: subspace.basis, {hook: source[idx]},
-                                 part.base_pos):
-                    scores = class_scores(model(part.base.to(model.cfg.device)), part)
-                loss = F.cross_entropy(scores, part.targets.to(scores.device))
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-                total += loss.item() * len(idx)
+                total += _step(model, pairs.subset(idx), hook, subspace, source[idx],
+                               optimiser) * len(idx)
             losses.append(total / len(pairs))
     return DASResult(subspace.basis.detach().cpu(), losses, hook)
+
+
+def _step(model, part: CounterfactualPairs, hook: str, subspace: _Subspace,
+          source: Float[Tensor, "batch d_model"], optimiser: torch.optim.Optimizer) -> float:
+    """One Adam step on the cross-entropy of the intervened output vs the targets."""
+    with interchange(model, hook, lambda: subspace.basis, {hook: source}, part.base_pos):
+        scores = class_scores(model(part.base.to(model.cfg.device)), part)
+    loss = F.cross_entropy(scores, part.targets.to(scores.device))
+    optimiser.zero_grad()
+    loss.backward()
+    optimiser.step()
+    return loss.item()

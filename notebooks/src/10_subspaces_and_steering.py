@@ -130,7 +130,8 @@ print(f"without intervention, {MODEL} chooses the base's language in {language_t
 # basis). One dimension for all; four for the families that have more than one.
 
 # %%
-# NBVAL_IGNORE_OUTPUT (DAS and the probe are trained: last digits depend on the CPU)
+# NBVAL_IGNORE_OUTPUT
+# (DAS and the probe are trained: last digits depend on the CPU)
 saes = {}
 if MODEL == "zoo-2l":
     saes = {name: load_sae(SAES_DIR / "zoo-2l" / name) for name in ("topk-k16", "relu-l1")}
@@ -246,7 +247,8 @@ assert ioi_iia["das (random model)", 16] < 0.7, "DAS finds no such subspace in a
 # dimensions, and random subspaces of the same sizes.
 
 # %%
-# NBVAL_IGNORE_OUTPUT (DAS is trained: last digits depend on the CPU)
+# NBVAL_IGNORE_OUTPUT
+# (DAS is trained: last digits depend on the CPU)
 ioi = ioi_pairs(ioi_model, 256, seed=1)
 ioi_train, ioi_test = ioi.split(0.5, seed=0)
 ioi_task = task_accuracy(ioi_model, ioi)
@@ -298,14 +300,16 @@ shuffled = patchscope_logits(ioi_model, source[shuffle], target, source_pos=posi
 agreement = {"logit lens": top1_agreement(logit_lens, final),
              "Patchscope": top1_agreement(scope, final),
              "shuffled Patchscope": top1_agreement(shuffled, final)}
-print("target prompt:", repr(ioi_model.tokenizer.decode(target[0, 1:].tolist())))
+print(f"{len(source)} source positions; target prompt:",
+      repr(ioi_model.tokenizer.decode(target[0, 1:].tolist())))
 print(f"{'agreement with the final top-1':>32s} " + " ".join(
     f"after L{layer}" for layer in range(ioi_model.cfg.n_layers)))
 for name, values in agreement.items():
     print(f"{name:>32s} " + " ".join(f"{v:8.2f}" for v in values.tolist()))
 
 # %%
-# NBVAL_IGNORE_OUTPUT (the tuned lens is trained: last digits depend on the CPU)
+# NBVAL_IGNORE_OUTPUT
+# (the tuned lens is trained: last digits depend on the CPU)
 agreement["tuned lens"] = top1_agreement(tuned_lens, final)
 print(f"{'tuned lens':>32s} " + " ".join(f"{v:8.2f}" for v in agreement["tuned lens"].tolist()))
 early = slice(0, ioi_model.cfg.n_layers - 1)  # the last layer is the output for every method
@@ -375,7 +379,8 @@ unrelated = token_chunks(model, corpus_sentences(300, kinds=["arithmetic"], seed
 print(f"mean residual norm at the name: {acts.norm(dim=-1).mean():.2f} (scales are in these units)")
 
 # %%
-# NBVAL_IGNORE_OUTPUT (the probe direction is trained: last digits depend on the CPU)
+# NBVAL_IGNORE_OUTPUT
+# (the probe direction is trained: last digits depend on the CPU)
 SCALES = [0, 0.5, 1, 1.5, 2, 3, 4, 6, 8]
 steering = steering_sweep(model, HOOK, directions, SCALES, behaviour_tokens, french_preference,
                           unrelated, progress=False)
@@ -425,7 +430,8 @@ for scale in (0, 2, 4, 8):
 # ## Summary
 
 # %%
-# NBVAL_IGNORE_OUTPUT (repeats trained numbers from above: last digits depend on the CPU)
+# NBVAL_IGNORE_OUTPUT
+# (repeats trained numbers from above: last digits depend on the CPU)
 print(f"language ({MODEL}): IIA of one DAS direction {iia_of['das', 1]:.2f}, DiffMean "
       f"{iia_of['diffmean', 1]:.2f}, probe {iia_of['probe', 1]:.2f}, random "
       f"{iia_of['random', 1]:.2f}, whole residual {iia_of['full', d_model]:.2f}")
