@@ -9,7 +9,8 @@ The folders follow the survey's roadmap, so each technique is found from its nam
   autoencoders (``features.sae``), dashboards and automatic interpretation;
 * :mod:`~mi_helpers.circuits`: activation patching, ablation, causal tracing, path
   patching, circuit evaluation, composition and head scores, the IOI dataset;
-* :mod:`~mi_helpers.interventions`: direction ablation and steering;
+* :mod:`~mi_helpers.interventions`: direction ablation and steering, interchange
+  interventions on subspaces (DAS), Patchscope;
 * :mod:`~mi_helpers.universality`: matching units and aligning models across seeds;
 * :mod:`~mi_helpers.datasets`: generated text, repeated tokens, prompt helpers;
 * :mod:`~mi_helpers.zoo`: the embedded model zoo (corpus, tokenizer, trainer, cards);
@@ -33,7 +34,7 @@ word                meaning
 ``scale``           how far to steer along a direction, in activation units
 ``k``               a TopK SAE's active latents per input (only)
 ``n``, ``n_top``    how many items to return (tokens, contexts, ...)
-``n_dims``          how many dimensions a sparse probe may use
+``n_dims``          how many dimensions a sparse probe or a subspace (basis) has
 ``noise_scale``     causal tracing's noise, in embedding standard deviations
 ==================  ==============================================================
 
@@ -48,6 +49,7 @@ word                meaning
     d_in       an SAE's input width        feature    a ground-truth toy feature
     n          activations (tokens) flattened from batch x pos
     unit       a neuron, latent or direction being compared
+    n_dims     a subspace basis's columns  class, word  a causal model's output classes, their words
     edge       an edge of a circuit graph
 
 A scalar is annotated with an empty string, e.g. ``Float[Tensor, ""]``.
