@@ -93,7 +93,8 @@ def language_pairs(model, n: int, seed: int = 0) -> CounterfactualPairs:
     """
     if not isinstance(n, int) or n < 2:
         raise ValueError(f"need at least 2 pairs, got n={n}")
-    prompts, labels = language_prompts(n, seed=seed)  # n English, then n French
+    data = language_prompts(n, seed=seed)  # n English, then n French
+    prompts, labels = data.prompts, data.labels
     rng = random.Random(seed + 10_007)
     english, french = list(range(n)), list(range(n, 2 * n))
     rng.shuffle(english)

@@ -351,7 +351,8 @@ else:
 # unrelated text (arithmetic sentences).
 
 # %%
-prompts, labels = language_prompts(300, seed=0)
+language = language_prompts(300, seed=0)
+prompts, labels = language.prompts, language.labels
 labels = torch.tensor(labels)
 tokens, ends = tokenize_prompts(model, prompts)
 acts = collect_activations(model, tokens, [HOOK], positions=ends)[HOOK]
@@ -363,7 +364,8 @@ if "topk-k16" in saes:
     latent = top_sae_latents(saes["topk-k16"], acts, labels, 1, positive=True)
     directions["SAE latent"] = saes["topk-k16"].W_dec[latent[0]].detach()
 directions["random"] = random_basis(d_model, 1, seed=0)[:, 0]
-test_prompts, test_labels = language_prompts(100, seed=1)
+held_out = language_prompts(100, seed=1)
+test_prompts, test_labels = held_out.prompts, held_out.labels
 english_prompts = [p for p, label in zip(test_prompts, test_labels) if label == 0]
 behaviour_tokens, behaviour_ends = tokenize_prompts(model, english_prompts)
 en_ids, fr_ids = single_token_ids(model, english), single_token_ids(model, french)
