@@ -23,22 +23,57 @@ def _same_rows(a: Tensor, b: Tensor) -> None:
                          f"same tokens")
 
 
-def residual_map(resid_a: Float[Tensor, "n d_model_a"], resid_b: Float[Tensor, "n d_model_b"]
-                 ) -> Float[Tensor, "d_model_a d_model_b"]:
-    """Least-squares linear map ``M`` with ``resid_a @ M ~ resid_b`` (on centred activations)."""
+def _centred(x: Tensor) -> Tensor:
+    x = x.double()
+    return x - x.mean(0)
+
+
+def residual_map(resid_a: Float[Tensor, "n d_model_a"], resid_b: Float[Tensor, "n d_model_b"],
+                 method: str = "ridge", ridge: float = 1e-2) -> Float[Tensor, "d_model_a d_model_b"]:
+    """A linear map ``M`` with ``resid_a @ M ~ resid_b`` (on centred activations).
+
+    Args:
+        resid_a, resid_b: both models' residual streams on the same tokens.
+        method: ``"ridge"`` (least squares with a penalty ``ridge x`` the mean variance of
+            A's directions: well defined when A's stream has directions of almost no variance,
+            as a layer norm's output does), ``"procrustes"`` (the best *orthogonal* map after
+            scaling both streams to unit total variance: it cannot stretch a direction,
+            only rotate; needs equal widths) or ``"lstsq"`` (plain least squares: blows up
+            along directions of near-zero variance).
+        ridge: the relative strength of the ridge penalty.
+    """
     _same_rows(resid_a, resid_b)
-    a = resid_a.double() - resid_a.double().mean(0)
-    b = resid_b.double() - resid_b.double().mean(0)
-    return torch.linalg.lstsq(a, b).solution.float()
+    a, b = _centred(resid_a), _centred(resid_b)
+    if method == "lstsq":
+        return torch.linalg.lstsq(a, b).solution.float()
+    if method == "ridge":
+        gram = a.T @ a
+        penalty = ridge * gram.diagonal().mean()
+        return torch.linalg.solve(gram + penalty * torch.eye(len(gram), dtype=gram.dtype),
+                                  a.T @ b).float()
+    if method == "procrustes":
+        if a.shape[1] != b.shape[1]:
+            raise ValueError(f"an orthogonal map needs equal widths, got {a.shape[1]} and "
+                             f"{b.shape[1]}; use method='ridge'")
+        a, b = a / a.norm(), b / b.norm()
+        u, _, vh = torch.linalg.svd(a.T @ b)
+        return (u @ vh).float()
+    raise ValueError(f"method must be 'ridge', 'procrustes' or 'lstsq', not {method!r}")
 
 
 def map_quality(resid_a: Float[Tensor, "n d_model_a"], resid_b: Float[Tensor, "n d_model_b"],
                 mapping: Float[Tensor, "d_model_a d_model_b"]) -> float:
-    """R^2 of predicting B's centred residual from A's with ``mapping``."""
+    """R^2 of predicting B's centred residual from A's with ``mapping`` (fit the map on
+    other tokens than these for an honest figure). For a Procrustes map, which works on
+    unit-variance streams, the streams are scaled the same way first."""
     _same_rows(resid_a, resid_b)
-    a = resid_a.double() - resid_a.double().mean(0)
-    b = resid_b.double() - resid_b.double().mean(0)
-    return (1 - ((a @ mapping.double() - b) ** 2).sum() / (b ** 2).sum()).item()
+    a, b = _centred(resid_a), _centred(resid_b)
+    prediction = a @ mapping.double()
+    if torch.allclose(mapping.double() @ mapping.double().T, torch.eye(len(mapping),
+                                                                      dtype=torch.float64),
+                      atol=1e-4):  # orthogonal: compare on the unit-variance scale
+        prediction, b = (a / a.norm()) @ mapping.double(), b / b.norm()
+    return (1 - ((prediction - b) ** 2).sum() / (b ** 2).sum()).item()
 
 
 def mapped_direction_similarity(dirs_a: Float[Tensor, "unit d_model_a"],
@@ -59,6 +94,6 @@ def latent_centroids(latents_a: Float[Tensor, "n unit"], resid_b: Float[Tensor, 
     residual streams, it needs no global alignment, only the shared tokens.
     """
     _same_rows(latents_a, resid_b)
-    centred = resid_b.double() - resid_b.double().mean(0)
+    centred = _centred(resid_b)
     weights = latents_a.double().clamp_min(0)
     return ((weights.T @ centred) / weights.sum(0).clamp_min(1e-12)[:, None]).float()

@@ -83,3 +83,37 @@ def test_random_like_is_a_seeded_untrained_copy():
         assert a(tokens).shape == trained(tokens).shape
         assert not torch.allclose(a(tokens), trained(tokens))
     assert a.cfg.default_prepend_bos == trained.cfg.default_prepend_bos
+
+
+def test_ridge_and_procrustes_recover_a_planted_rotation_where_least_squares_does_not():
+    """B's stream is a rotation of A's; A has one direction of (almost) no variance, like
+    a layer norm's output. Least squares is free to put anything along it and blows up;
+    ridge and Procrustes recover the rotation."""
+    from mi_helpers.universality import residual_map
+    gen = torch.Generator().manual_seed(0)
+    d = 8
+    a = torch.randn(2000, d, generator=gen, dtype=torch.float64)
+    a[:, -1] = 1e-9 * torch.randn(2000, generator=gen, dtype=torch.float64)  # ~no variance
+    rotation, _ = torch.linalg.qr(torch.randn(d, d, generator=gen, dtype=torch.float64))
+    b = a @ rotation + 1e-3 * torch.randn(2000, d, generator=gen, dtype=torch.float64)
+    # directions to carry across, as an SAE's decoder rows: mostly in the varying subspace,
+    # with a small component along the empty direction
+    directions = torch.randn(20, d, generator=gen, dtype=torch.float64)
+    directions[:, -1] *= 0.05
+    varying = directions.clone()
+    varying[:, -1] = 0
+    truth = varying @ rotation  # where the varying part goes
+
+    def cosines(mapping):
+        mapped = directions.float() @ mapping
+        return torch.nn.functional.cosine_similarity(mapped, truth.float(), dim=-1)
+
+    plain = residual_map(a, b, method="lstsq")
+    assert plain.abs().max() > 1e3  # the near-empty direction got a huge weight
+    assert cosines(plain).abs().mean() < 0.5  # ...which swamps every mapped direction
+    for method in ("ridge", "procrustes"):
+        assert cosines(residual_map(a, b, method=method)).min() > 0.99, method
+    procrustes = residual_map(a, b, method="procrustes").double()
+    assert torch.allclose(procrustes @ procrustes.T, torch.eye(d, dtype=torch.float64), atol=1e-5)
+    with pytest.raises(ValueError, match="equal widths"):
+        residual_map(a, b[:, :5], method="procrustes")
