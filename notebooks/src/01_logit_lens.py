@@ -75,6 +75,46 @@ plt.show()
 print("final-layer guess after the last token:", repr(top1[-1][-1][0]))
 
 # %% [markdown]
+# ### Exercise 01.1: the logit lens on one layer
+# **Difficulty** 2/5 · **Importance** 5/5 · **Time** about 10 min
+#
+# Write `logit_lens(resid, w_ln, b_ln, W_U, b_U, eps)`: read a residual stream
+# `[batch, pos, d_model]` as the model's last step would, returning `[batch, pos,
+# d_vocab]` logits. `w_ln`, `b_ln` are the final layer norm's weight and bias
+# (`[d_model]`), `W_U` is `[d_model, d_vocab]` and `b_U` is `[d_vocab]`.
+#
+# <details><summary>Hint 1</summary>
+#
+# The last step is the final layer norm (centre, divide by $\sqrt{\text{mean of squares}
+# + \epsilon}$, times `w_ln`, plus `b_ln`), then the unembedding.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# `normalised @ W_U + b_U`: `W_U` maps `d_model` to `d_vocab`, so it is on the right.
+# </details>
+
+# %%
+import torch
+from torch import Tensor
+
+
+def logit_lens(resid: Tensor, w_ln: Tensor, b_ln: Tensor, W_U: Tensor, b_U: Tensor,
+               eps: float = 1e-5) -> Tensor:
+    """The final layer norm and the unembedding applied to any residual stream."""
+    # BEGIN SOLUTION
+    centred = resid - resid.mean(-1, keepdim=True)
+    normalised = centred / (centred.pow(2).mean(-1, keepdim=True) + eps).sqrt()
+    return (normalised * w_ln + b_ln) @ W_U + b_U
+    # END SOLUTION
+    # STUB raise NotImplementedError("layer norm, then the unembedding")
+
+# %%
+from mi_helpers.exercises import check_logit_lens
+
+check_logit_lens(logit_lens)
+
+# %% [markdown]
 # ## 2. When does the right name appear?
 # Over held-out IOI prompts (templates and name pairs the zoo never trained on) we
 # track the rank (0 = top) and probability of the indirect object at the last position,
@@ -107,6 +147,38 @@ plt.show()
 # %%
 assert io_top1[-1] >= 0.9, "the model should name the indirect object at the last layer"
 assert io_top1[0] < 0.5, "layer 0 should not yet know the answer"
+
+# %% [markdown]
+# ### Exercise 01.2: the rank of the answer
+# **Difficulty** 1/5 · **Importance** 3/5 · **Time** about 5 min
+#
+# Write `answer_rank(logits, answers)`: `logits` is `[batch, d_vocab]` (one position per
+# prompt), `answers` is `[batch]` token ids; return each answer's rank, the number of
+# tokens with a strictly larger logit (0 = the top guess), as `[batch]`.
+#
+# <details><summary>Hint 1</summary>
+#
+# `logits.gather(-1, answers[:, None])` is each prompt's answer logit, `[batch, 1]`;
+# compare every logit with it and count.
+# </details>
+
+# %%
+import torch
+from torch import Tensor
+
+
+def answer_rank(logits: Tensor, answers: Tensor) -> Tensor:
+    """How many tokens have a strictly larger logit than each prompt's answer: [batch]."""
+    # BEGIN SOLUTION
+    own = logits.gather(-1, answers[:, None])
+    return (logits > own).sum(-1)
+    # END SOLUTION
+    # STUB raise NotImplementedError("count the tokens above the answer")
+
+# %%
+from mi_helpers.exercises import check_answer_rank
+
+check_answer_rank(answer_rank)
 
 # %% [markdown]
 # ## 3. Which heads and MLPs write the answer?
@@ -154,6 +226,55 @@ assert components[top_name] > 0.2 * full_diff, "expected one component to write 
 # back from whichever components write it.
 
 # %% [markdown]
+# ### Exercise 01.3: direct logit attribution of heads
+# **Difficulty** 3/5 · **Importance** 5/5 · **Time** about 20 min
+#
+# Write `head_logit_attribution(z, W_O, scale, W_U, correct, wrong)`, the per-head
+# numbers of the heatmap above, at one position per prompt:
+# * `z` `[batch, head, d_head]`: each head's output before $W_O$ (`hook_z` at that position);
+# * `W_O` `[head, d_head, d_model]`: one layer's output matrices;
+# * `scale` `[batch, 1]`: the final layer norm's scale there (`ln_final.hook_scale`);
+# * `W_U` `[d_model, d_vocab]`, `correct` and `wrong` `[batch]` token ids.
+#
+# Return `[batch, head]`: how much each head's output, passed through the frozen final
+# layer norm, raises logit(correct) - logit(wrong). (The layer norm's weight is folded
+# into `W_U` here.)
+#
+# <details><summary>Hint 1</summary>
+#
+# A head writes `z_h @ W_O[h]` into the residual stream:
+# `torch.einsum("bhd,hdm->bhm", z, W_O)`.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# Frozen, the layer norm is linear: subtract the mean over `d_model`, divide by `scale`.
+# Then dot with the direction `W_U[:, correct] - W_U[:, wrong]` (`[d_model, batch]`, one
+# column per prompt).
+# </details>
+
+# %%
+import torch
+from torch import Tensor
+
+
+def head_logit_attribution(z: Tensor, W_O: Tensor, scale: Tensor, W_U: Tensor,
+                           correct: Tensor, wrong: Tensor) -> Tensor:
+    """Each head's direct effect on logit(correct) - logit(wrong): [batch, head]."""
+    # BEGIN SOLUTION
+    written = torch.einsum("bhd,hdm->bhm", z, W_O)
+    written = (written - written.mean(-1, keepdim=True)) / scale[:, :, None]
+    direction = W_U[:, correct] - W_U[:, wrong]  # d_model batch
+    return torch.einsum("bhm,mb->bh", written, direction)
+    # END SOLUTION
+    # STUB raise NotImplementedError("write, freeze the layer norm, project on the direction")
+
+# %%
+from mi_helpers.exercises import check_head_logit_attribution
+
+check_head_logit_attribution(head_logit_attribution)
+
+# %% [markdown]
 # ## 4. The tuned lens
 # We train one affine translator per layer on text from the zoo corpus (English,
 # French, IOI and arithmetic sentences), then compare $\mathrm{KL}(\text{final} \,\|\,
@@ -187,6 +308,45 @@ plt.show()
 # %%
 assert (tuned_kl[:-1] < raw_kl[:-1]).all(), "the tuned lens should beat the logit lens"
 assert tuned_kl[-1] == raw_kl[-1] == 0, "at the last layer both lenses are the model"
+
+# %% [markdown]
+# ### Exercise 01.4: how far is a lens from the model?
+# **Difficulty** 2/5 · **Importance** 3/5 · **Time** about 10 min
+#
+# Write `kl_final_vs_lens(lens_logits, final_logits)`, both `[batch, pos, d_vocab]`:
+# return $\mathrm{KL}(\text{final} \,\|\, \text{lens})$ in nats at every position,
+# `[batch, pos]`: the extra surprise of predicting with the lens when the model's final
+# distribution is the truth.
+#
+# <details><summary>Hint 1</summary>
+#
+# $\sum_w p_\text{final}(w) \,(\log p_\text{final}(w) - \log p_\text{lens}(w))$, with
+# `log_softmax(-1)` for both log-probabilities.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# KL is not symmetric: the final distribution weights the sum.
+# </details>
+
+# %%
+import torch
+from torch import Tensor
+
+
+def kl_final_vs_lens(lens_logits: Tensor, final_logits: Tensor) -> Tensor:
+    """KL(final || lens) at every position, in nats: [batch, pos]."""
+    # BEGIN SOLUTION
+    final = final_logits.log_softmax(-1)
+    lens = lens_logits.log_softmax(-1)
+    return (final.exp() * (final - lens)).sum(-1)
+    # END SOLUTION
+    # STUB raise NotImplementedError("KL(final || lens) per position")
+
+# %%
+from mi_helpers.exercises import check_kl_final_vs_lens
+
+check_kl_final_vs_lens(kl_final_vs_lens)
 
 # %% [markdown]
 # ## Summary

@@ -100,6 +100,46 @@ ax.legend()
 plt.show()
 
 # %% [markdown]
+# ### Exercise 04.1: where does a unit fire most?
+# **Difficulty** 2/5 · **Importance** 4/5 · **Time** about 10 min
+#
+# The first panel of a dashboard. Write `top_activations(acts, n)`: `acts` is one
+# unit's activation on every token, `[batch, pos]`; return `(values, where)`: the `n`
+# largest activations, largest first (`[n]`), and for each its prompt and position
+# (`[n, 2]`, each row `(batch, pos)`).
+#
+# <details><summary>Hint 1</summary>
+#
+# `acts.flatten().topk(n)` gives values and *flat* indices.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# Rows are laid out one after another: flat index `i` is prompt `i // n_pos`, position
+# `i % n_pos`, with `n_pos = acts.shape[1]`.
+# </details>
+
+# %%
+import torch
+from torch import Tensor
+
+
+def top_activations(acts: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    """The n largest entries of a [batch, pos] tensor and their (batch, pos) indices."""
+    # BEGIN SOLUTION
+    top = acts.flatten().topk(n)
+    n_pos = acts.shape[1]
+    where = torch.stack([top.indices // n_pos, top.indices % n_pos], dim=1)
+    return top.values, where
+    # END SOLUTION
+    # STUB raise NotImplementedError("topk over every token, then unravel the indices")
+
+# %%
+from mi_helpers.exercises import check_top_activations
+
+check_top_activations(top_activations)
+
+# %% [markdown]
 # ## 2. Dashboards
 # For each kind, the unit that fires most often among those firing on 0.5-5% of tokens
 # (frequent enough to show, rare enough to be specific). Hover over a token to see its
@@ -138,6 +178,39 @@ assert size < 300 * 1024
 # NBVAL_IGNORE_OUTPUT (a live widget's state is not part of the committed results)
 widget = DashboardWidget(model, latents, stats["latent"], tokens, start=latent_id)
 display(widget.view)
+
+# %% [markdown]
+# ### Exercise 04.2: which tokens does a direction promote?
+# **Difficulty** 1/5 · **Importance** 4/5 · **Time** about 5 min
+#
+# The dashboard's logit panel. Write `promoted_tokens(direction, W_U, n)`: a unit's
+# output direction (e.g. a row of the SAE's `W_dec`), `[d_model]`, and the unembedding
+# `[d_model, d_vocab]`; return `(top_ids, bottom_ids)`: the `n` tokens whose logits the
+# direction raises most (largest first) and the `n` it lowers most (most negative
+# first), ignoring the final layer norm.
+#
+# <details><summary>Hint 1</summary>
+#
+# `direction @ W_U` is one number per token; `topk(n)` and `topk(n, largest=False)`.
+# </details>
+
+# %%
+import torch
+from torch import Tensor
+
+
+def promoted_tokens(direction: Tensor, W_U: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    """Ids of the n tokens direction @ W_U raises most, and of the n it lowers most."""
+    # BEGIN SOLUTION
+    effects = direction @ W_U
+    return effects.topk(n).indices, effects.topk(n, largest=False).indices
+    # END SOLUTION
+    # STUB raise NotImplementedError("project on the unembedding, then the two ends")
+
+# %%
+from mi_helpers.exercises import check_promoted_tokens
+
+check_promoted_tokens(promoted_tokens)
 
 # %% [markdown]
 # ## 3. Automatic explanations and their scores
@@ -203,6 +276,46 @@ print(f"difference (latents - neurons): {gap:+.2f}, twice its standard error {ma
       f"by this explainer and score")
 if MODEL == "zoo-2l":
     assert verdict == "SAE latents are more interpretable", "the measured answer for the zoo model"
+
+# %% [markdown]
+# ### Exercise 04.3: the simulation score
+# **Difficulty** 2/5 · **Importance** 3/5 · **Time** about 10 min
+#
+# A simulation score is the correlation between the activations an explanation
+# predicts and the true ones. Write `activation_correlation(simulated, true)` for two
+# `[n]` tensors, returning their Pearson correlation as a float; when either side is
+# constant (e.g. the explanation names no token that occurs), return 0.0, not NaN.
+#
+# <details><summary>Hint 1</summary>
+#
+# Centre both (subtract their means), then `(a @ b) / (a.norm() * b.norm())`.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# Without centring you would get a cosine similarity: activations are mostly positive,
+# so the cosine of two unrelated units is far from 0.
+# </details>
+
+# %%
+import torch
+from torch import Tensor
+
+
+def activation_correlation(simulated: Tensor, true: Tensor) -> float:
+    """Pearson correlation of two [n] tensors; 0.0 if either is constant."""
+    # BEGIN SOLUTION
+    a, b = simulated.double() - simulated.double().mean(), true.double() - true.double().mean()
+    if a.norm() == 0 or b.norm() == 0:
+        return 0.0
+    return ((a @ b) / (a.norm() * b.norm())).item()
+    # END SOLUTION
+    # STUB raise NotImplementedError("centre, then cosine; 0.0 for a constant side")
+
+# %%
+from mi_helpers.exercises import check_activation_correlation
+
+check_activation_correlation(activation_correlation)
 
 # %% [markdown]
 # ## Summary
