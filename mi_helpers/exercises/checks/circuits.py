@@ -194,7 +194,10 @@ def check_copying_score(fn) -> None:
     cases = [Case("random weights", (W_E, _randn(gen, d_model, 4), _randn(gen, 4, d_model),
                                      _randn(gen, d_model, names))),
              Case("a copying head (W_U = W_E^T, identity OV)", (W_E, W_V, W_O, W_E.T.clone())),
-             Case("an anti-copying head", (W_E, W_V, -W_O, W_E.T.clone()))]
+             Case("an anti-copying head", (W_E, W_V, -W_O, W_E.T.clone())),
+             Case("a head that promotes one name whatever it reads",
+                  (torch.eye(names), torch.eye(names), torch.eye(names),
+                   torch.eye(names) + 2 * (torch.arange(names) == 3).float()))]
     check_function(fn, _copying_score, cases, mistakes=[
         Mistake("you took the argmax over input names (axis 0) instead of output names",
                 lambda E, V, O, U: ((E @ V @ O @ U).argmax(0) == torch.arange(len(E))).float().mean().item())],
