@@ -15,11 +15,12 @@ This package is ``mi_helpers.exercises``, not ``mi_helpers.checks``:
 across the package).
 """
 
+from . import checks
 from .build import build_exercises
 from .checking import Case, ExerciseFailed, Mistake, check_function
-from .checks import *  # noqa: F403 - every check_<skill>
-from .checks import __all__ as _checks
+from .checks import *  # every check_<skill>
 from .regions import Exercise, ExerciseFormatError, exercises_in, stub_source
 
 __all__ = ["ExerciseFailed", "Case", "Mistake", "check_function", "Exercise",
-           "ExerciseFormatError", "exercises_in", "stub_source", "build_exercises", *_checks]
+           "ExerciseFormatError", "exercises_in", "stub_source", "build_exercises"]
+__all__ += checks.__all__

@@ -15,6 +15,7 @@ change what the reference sees.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -96,7 +97,7 @@ def _call(fn: Callable, name: str, case: Case):
     except NotImplementedError as err:
         raise ExerciseFailed(f"{name} is still the stub (it raised NotImplementedError: {err}); "
                              f"replace the `raise` with your code") from None
-    except Exception as err:  # noqa: BLE001 - any error is the learner's to see
+    except Exception as err:  # any error is the learner's to see
         raise ExerciseFailed(f"{name} raised {type(err).__name__} on case {case.name!r}: "
                              f"{err}") from err
     if got is None:
@@ -157,7 +158,7 @@ def _scalar_difference(expected: float, got, atol: float, rtol: float) -> str | 
         got = got.item()
     if not isinstance(got, (int, float)):
         return f"expected a number ({expected:.4g}), got {_kind(got)}"
-    if got != got:  # NaN
+    if math.isnan(got):
         return f"expected {expected:.4g}, got NaN (a division by zero?)"
     if abs(got - expected) > atol + rtol * abs(expected):
         return f"expected {expected:.4g}, got {got:.4g}"

@@ -43,13 +43,13 @@ __all__ = ["Exercise", "ExerciseFormatError", "exercises_in", "stub_source",
            "BEGIN_SOLUTION", "END_SOLUTION", "STUB"]
 
 BEGIN_SOLUTION, END_SOLUTION, STUB = "# BEGIN SOLUTION", "# END SOLUTION", "# STUB "
-_HEADING = re.compile(r"^#{2,4} Exercise (\d\d\.\d+): (.+)$", re.M)
+_HEADING = re.compile(r"^#{2,4} Exercise (\d\d\.\d+): (.+)$", re.MULTILINE)
 _RATINGS = re.compile(r"\*\*Difficulty\*\* ([1-5])/5 · \*\*Importance\*\* ([1-5])/5 · "
                       r"\*\*Time\*\* about (\d+) min")
-_HINT = re.compile(r"<details><summary>(Hint \d+)</summary>(.*?)</details>", re.S)
+_HINT = re.compile(r"<details><summary>(Hint \d+)</summary>(.*?)</details>", re.DOTALL)
 _CHECK = re.compile(r"^(check_\w+)\((\w+)((?:, \w+)*)\)$")
 _IMPORT = re.compile(r"^(from \S+ import .+|import .+)$")
-_DEF = re.compile(r"^def (\w+)\(", re.M)
+_DEF = re.compile(r"^def (\w+)\(", re.MULTILINE)
 
 
 class ExerciseFormatError(ValueError):

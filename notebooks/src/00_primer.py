@@ -19,6 +19,19 @@
 # 2. unembedding that final residual reproduces the model's logits;
 # 3. on repeated random tokens, some head is an **induction head** (score > 0.8).
 
+
+# %% [markdown]
+# **Learning objectives.** After this notebook you can
+# * load a model with `load_model`, run it with a cache and find any activation by its hook name;
+# * show numerically that the residual stream is a sum of embeddings, attention and MLP
+#   outputs, and that the final layer norm and $W_U$ turn it into the logits;
+# * compute a next-token loss, a layer norm and an attention pattern by hand (exercises);
+# * read attention patterns and recognise an induction head.
+#
+# **Prerequisites:** Python and PyTorch tensors (indexing, `einsum`, broadcasting); what a
+# transformer language model is. **Time:** about 45 min to read and run, plus 35 min of
+# exercises.
+
 # %% tags=["parameters"]
 MODEL = "zoo-2l"  # any zoo model offline, or a hub model such as "gpt2-small" on Colab
 
@@ -302,3 +315,12 @@ check_attention_pattern(attention_pattern)
 # * Hooks let us read (and, later, *change*) any intermediate activation.
 # * Attention patterns reveal heads with recognisable jobs, such as induction heads, which
 #   notebook 07 dissects.
+
+# %% [markdown]
+# ## Further reading
+# * [Vaswani et al. (2017), *Attention Is All You Need*](https://arxiv.org/abs/1706.03762): the architecture.
+# * [Elhage et al. (2021), *A Mathematical Framework for Transformer Circuits*](https://transformer-circuits.pub/2021/framework/index.html):
+#   the residual stream as a sum, heads as independent readers and writers.
+# * [Rai et al. (2024), *A Practical Review of Mechanistic Interpretability for Transformer-Based Language Models*](https://arxiv.org/abs/2407.02646):
+#   the survey this course follows (section 2, the transformer primer).
+# * [Olsson et al. (2022), *In-context Learning and Induction Heads*](https://arxiv.org/abs/2209.11895): the heads of section 5.

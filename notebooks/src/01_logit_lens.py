@@ -18,6 +18,18 @@
 # 3. the tuned lens is closer to the final distribution (lower KL) than the raw logit
 #    lens at every layer but the last, on text it was not trained on.
 
+
+# %% [markdown]
+# **Learning objectives.** After this notebook you can
+# * decode any layer's residual stream with the logit lens, and say what it can and cannot show;
+# * track when the answer to a task appears, by rank and probability per layer;
+# * attribute a logit difference to single heads and MLPs (direct logit attribution), by
+#   hand in an exercise;
+# * train a tuned lens and compare it with the logit lens by KL to the final distribution.
+#
+# **Prerequisites:** notebook 00 (the residual stream, the final layer norm, hooks).
+# **Time:** about 45 min to read and run, plus 45 min of exercises.
+
 # %% tags=["parameters"]
 MODEL = "zoo-4l"  # any zoo model offline, or a hub model such as "gpt2-small" on Colab
 
@@ -358,3 +370,12 @@ check_kl_final_vs_lens(kl_final_vs_lens)
 #   whether the model actually *uses* a component.
 # * The tuned lens corrects each layer's basis and tracks the final distribution more
 #   closely than the raw lens at every earlier layer.
+
+# %% [markdown]
+# ## Further reading
+# * [nostalgebraist (2020), *interpreting GPT: the logit lens*](https://www.lesswrong.com/posts/AcKRB8wDpdaN6v6ru/interpreting-gpt-the-logit-lens): the original logit lens.
+# * [Belrose et al. (2023), *Eliciting Latent Predictions from Transformers with the Tuned Lens*](https://arxiv.org/abs/2303.08112).
+# * [Geva et al. (2022), *Transformer Feed-Forward Layers Build Predictions by Promoting Concepts in the Vocabulary Space*](https://arxiv.org/abs/2203.14680):
+#   projecting components onto the vocabulary.
+# * [Wang et al. (2022), *Interpretability in the Wild: a Circuit for Indirect Object Identification in GPT-2 small*](https://arxiv.org/abs/2211.00593):
+#   the IOI task of sections 2 and 3.

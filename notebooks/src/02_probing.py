@@ -22,6 +22,18 @@
 #    French-vs-English next-word preference far more than a random direction of the
 #    same norm.
 
+
+# %% [markdown]
+# **Learning objectives.** After this notebook you can
+# * design a probing dataset whose label the probed token cannot give away;
+# * train dense and k-sparse linear probes per layer and read F1, precision, recall and
+#   accuracy against a shuffled-label control;
+# * compute a probe direction and an F1 score by hand, and project a direction out (exercises);
+# * test whether the model *uses* a probed direction, against random directions.
+#
+# **Prerequisites:** notebook 00; logistic regression; precision and recall.
+# **Time:** about 40 min to read and run, plus 30 min of exercises.
+
 # %% tags=["parameters"]
 MODEL = "zoo-2l"  # any zoo model offline, or a hub model such as "gpt2-small" on Colab
 
@@ -260,3 +272,11 @@ check_project_out(project_out)
 # * Removing the probe's direction changes what the model predicts next, and a random
 #   direction of the same norm barely does: the model *uses* this direction. (A probe
 #   alone would only have shown that the information is there.)
+
+# %% [markdown]
+# ## Further reading
+# * [Alain & Bengio (2016), *Understanding intermediate layers using linear classifier probes*](https://arxiv.org/abs/1610.01644).
+# * [Hewitt & Liang (2019), *Designing and Interpreting Probes with Control Tasks*](https://arxiv.org/abs/1909.03368): selectivity.
+# * [Belinkov (2022), *Probing Classifiers: Promises, Shortcomings, and Advances*](https://arxiv.org/abs/2102.12452).
+# * [Gurnee et al. (2023), *Finding Neurons in a Haystack: Case Studies with Sparse Probing*](https://arxiv.org/abs/2305.01610).
+# * [Elazar et al. (2021), *Amnesic Probing*](https://arxiv.org/abs/2006.00995): removing a direction to test its use.

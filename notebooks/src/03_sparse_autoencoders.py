@@ -28,6 +28,19 @@
 # 3. the committed TopK SAE (`data/saes/`, trained longer by a script) recovers at least
 #    90% of the cross-entropy loss, and reloading it gives identical outputs.
 
+
+# %% [markdown]
+# **Learning objectives.** After this notebook you can
+# * explain superposition and why a sparse autoencoder can undo it, and check an SAE on
+#   toy data with known features (MMCS);
+# * train ReLU-L1, TopK, JumpReLU, Gated and Matryoshka SAEs and compare them at equal
+#   sparsity (L0 against FVU and CE loss recovered);
+# * write a TopK SAE's forward pass, its loss, FVU, L0 and dead fraction by hand (exercises);
+# * save and load SAEs in the SAELens folder layout.
+#
+# **Prerequisites:** notebook 00; autoencoders and L1 regularisation.
+# **Time:** about 1 h to read and run, plus 30 min of exercises.
+
 # %% tags=["parameters"]
 MODEL = "zoo-2l"  # any zoo model offline, or a hub model such as "gpt2-small" on Colab
 
@@ -328,3 +341,13 @@ if MODEL == "zoo-2l":
 # * Dead latents and very dense latents are the usual failure modes; the trainer tracks
 #   and resamples dead latents.
 # * Notebook 04 opens the latents up: what does each one respond to, and can it be named?
+
+# %% [markdown]
+# ## Further reading
+# * [Elhage et al. (2022), *Toy Models of Superposition*](https://arxiv.org/abs/2209.10652).
+# * [Bricken et al. (2023), *Towards Monosemanticity*](https://transformer-circuits.pub/2023/monosemantic-features/index.html)
+#   and [Cunningham et al. (2023), *Sparse Autoencoders Find Highly Interpretable Features in Language Models*](https://arxiv.org/abs/2309.08600).
+# * [Gao et al. (2024), *Scaling and evaluating sparse autoencoders*](https://arxiv.org/abs/2406.04093): TopK SAEs.
+# * [Rajamanoharan et al. (2024), *Improving Dictionary Learning with Gated Sparse Autoencoders*](https://arxiv.org/abs/2404.16014)
+#   and [*Jumping Ahead: JumpReLU SAEs*](https://arxiv.org/abs/2407.14435).
+# * [Bussmann et al. (2025), *Learning Multi-Level Features with Matryoshka Sparse Autoencoders*](https://arxiv.org/abs/2503.17547).

@@ -23,6 +23,19 @@
 # 3. the measured answer to "are SAE latents more interpretable than neurons?", by mean
 #    simulation score over the same number of units of each kind.
 
+
+# %% [markdown]
+# **Learning objectives.** After this notebook you can
+# * build and read a feature dashboard: top and quantile contexts, density, logit
+#   effects, steering;
+# * find a unit's top activations and the tokens a direction promotes by hand (exercises);
+# * explain a unit automatically and score the explanation by simulation and detection,
+#   against a shuffled baseline;
+# * compare the interpretability of SAE latents and neurons with a number, not an impression.
+#
+# **Prerequisites:** notebooks 00 and 03 (SAEs); Pearson correlation.
+# **Time:** about 45 min to read and run, plus 25 min of exercises.
+
 # %% tags=["parameters"]
 MODEL = "zoo-2l"  # any zoo model offline, or a hub model such as "gpt2-small" on Colab
 
@@ -329,3 +342,9 @@ check_activation_correlation(activation_correlation)
 #   against twice its standard error (asserted). The survey reports the same direction
 #   for larger language models; this is how to check such a claim on a model of your
 #   own (with `MODEL` changed, the printout gives that model's answer).
+
+# %% [markdown]
+# ## Further reading
+# * [Bills et al. (2023), *Language models can explain neurons in language models*](https://openaipublic.blob.core.windows.net/neuron-explainer/paper/index.html): simulation scoring.
+# * [Bricken et al. (2023), *Towards Monosemanticity*](https://transformer-circuits.pub/2023/monosemantic-features/index.html): feature dashboards.
+# * [Paulo et al. (2024), *Automatically Interpreting Millions of Features in Large Language Models*](https://arxiv.org/abs/2410.13928): detection and other scores.

@@ -30,6 +30,17 @@
 # 4. causal tracing (Gaussian noise on the name embeddings instead of a second prompt)
 #    finds the same route.
 
+
+# %% [markdown]
+# **Learning objectives.** After this notebook you can
+# * set up clean and corrupted prompts and a metric, and normalise patching results;
+# * tell denoising (sufficiency) from noising (necessity) and read both maps;
+# * write a head-patching hook and an activation-patching loop by hand (exercises);
+# * compare zero, mean and resample ablation, and causal tracing with embedding noise.
+#
+# **Prerequisites:** notebooks 00 and 01 (hooks, the IOI task, logit differences).
+# **Time:** about 45 min to read and run, plus 45 min of exercises.
+
 # %% tags=["parameters"]
 MODEL = "zoo-4l"  # any zoo model offline, or a hub model such as "gpt2-small" on Colab
 
@@ -323,3 +334,10 @@ assert similarity > 0.7, "noise and ABC corruption should trace the same route"
 #   stay on the data distribution and agree with patching from the corrupted prompts.
 # * Notebook 06 follows the route head by head with *path* patching and evaluates the
 #   circuit it finds.
+
+# %% [markdown]
+# ## Further reading
+# * [Meng et al. (2022), *Locating and Editing Factual Associations in GPT*](https://arxiv.org/abs/2202.05262): causal tracing.
+# * [Vig et al. (2020), *Causal Mediation Analysis for Interpreting Neural NLP*](https://arxiv.org/abs/2004.12265).
+# * [Zhang & Nanda (2023), *Towards Best Practices of Activation Patching in Language Models: Metrics and Methods*](https://arxiv.org/abs/2309.16042).
+# * [Heimersheim & Nanda (2024), *How to use and interpret activation patching*](https://arxiv.org/abs/2404.15255).

@@ -29,6 +29,18 @@
 #    difference and names IO in at least 80% of prompts, while mean-ablating everything
 #    else; removing subsets from the circuit and from the model hurts them alike.
 
+
+# %% [markdown]
+# **Learning objectives.** After this notebook you can
+# * use path patching to tell heads that act on the logits from heads that steer other
+#   heads through their queries, keys or values, and write one path-patching step by hand;
+# * name heads' roles from their attention and their OV circuit (copying score, exercise);
+# * see why one metric is not enough (the logit-difference trap);
+# * evaluate a circuit by faithfulness, completeness and minimality.
+#
+# **Prerequisites:** notebook 05 (patching, IOI, ABC corruption); notebook 01 (direct
+# logit attribution). **Time:** about 1 h to read and run, plus 40 min of exercises.
+
 # %% tags=["parameters"]
 MODEL = "zoo-4l"  # any zoo model offline, or a hub model such as "gpt2-small" on Colab
 
@@ -450,3 +462,10 @@ else:
 #   different algorithms: circuits are properties of a model, not of a task.
 # * Faithfulness, completeness and minimality turn "we found a circuit" into numbers
 #   that could have come out otherwise.
+
+# %% [markdown]
+# ## Further reading
+# * [Wang et al. (2022), *Interpretability in the Wild: a Circuit for Indirect Object Identification in GPT-2 small*](https://arxiv.org/abs/2211.00593).
+# * [Goldowsky-Dill et al. (2023), *Localizing Model Behavior with Path Patching*](https://arxiv.org/abs/2304.05969).
+# * [Conmy et al. (2023), *Towards Automated Circuit Discovery for Mechanistic Interpretability*](https://arxiv.org/abs/2304.14997) (notebook 08).
+# * [Miller et al. (2024), *Transformer Circuit Faithfulness Metrics are not Robust*](https://arxiv.org/abs/2407.08734).

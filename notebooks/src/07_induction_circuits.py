@@ -22,6 +22,19 @@
 # 4. path patching: the previous-token head's effect on the induction heads goes
 #    through their keys, not their queries.
 
+
+# %% [markdown]
+# **Learning objectives.** After this notebook you can
+# * find previous-token and induction heads from their attention, and compute an
+#   induction score from a cache by hand (exercise);
+# * read K-composition from the weights against a random baseline, and write the score
+#   yourself (exercise);
+# * test the two-head algorithm causally, by ablation and by path patching through keys
+#   and queries.
+#
+# **Prerequisites:** notebooks 00 and 05; notebook 06 for path patching.
+# **Time:** about 40 min to read and run, plus 40 min of exercises.
+
 # %% tags=["parameters"]
 MODEL = "zoo-2l"  # any zoo model offline, or a hub model such as "gpt2-small" on Colab
 
@@ -335,3 +348,9 @@ assert path and path["k"].score.item() < path["q"].score.item() - 0.2, "through 
 # * Ablation also flags heads the two scores do not name (printed in section 3 with
 #   how much they attend to their own token): a circuit is rarely only the heads one
 #   went looking for.
+
+# %% [markdown]
+# ## Further reading
+# * [Elhage et al. (2021), *A Mathematical Framework for Transformer Circuits*](https://transformer-circuits.pub/2021/framework/index.html):
+#   induction heads and Q/K/V composition.
+# * [Olsson et al. (2022), *In-context Learning and Induction Heads*](https://arxiv.org/abs/2209.11895).

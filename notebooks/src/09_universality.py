@@ -20,6 +20,17 @@
 #    match closely;
 # 3. SAE latents match across seeds more often than neurons do.
 
+
+# %% [markdown]
+# **Learning objectives.** After this notebook you can
+# * compare circuits across models by per-head scores, and neurons by activation
+#   correlation on shared tokens (by hand in the exercises);
+# * read every match against a randomly initialised baseline;
+# * match SAE latents across models, and test whether one linear map aligns two residual streams.
+#
+# **Prerequisites:** notebooks 03 and 07; Pearson correlation, least squares.
+# **Time:** about 45 min to read and run, plus 30 min of exercises.
+
 # %% tags=["parameters"]
 MODEL = "zoo-2l"  # the reference model
 OTHERS = ["zoo-2l-seed1", "zoo-2l-seed2"]  # same architecture, other seeds
@@ -341,3 +352,10 @@ check_mean_max_cosine(mean_max_cosine)
 #   the shared basis is in the features, not in the coordinates. A random model's SAE
 #   also finds some matches (its residual stream still reflects the token embeddings),
 #   which is why the baseline row matters.
+
+# %% [markdown]
+# ## Further reading
+# * [Li et al. (2015), *Convergent Learning: Do different neural networks learn the same representations?*](https://arxiv.org/abs/1511.07543).
+# * [Olah et al. (2020), *Zoom In: An Introduction to Circuits*](https://distill.pub/2020/circuits/zoom-in/): the universality claim.
+# * [Gurnee et al. (2024), *Universal Neurons in GPT2 Language Models*](https://arxiv.org/abs/2401.12181).
+# * [Chughtai et al. (2023), *A Toy Model of Universality*](https://arxiv.org/abs/2302.03025).

@@ -4,8 +4,16 @@ import nbformat
 import pytest
 import torch
 
-from mi_helpers.exercises import (Case, ExerciseFailed, ExerciseFormatError, Mistake, build_exercises,
-                                  check_function, exercises_in, stub_source)
+from mi_helpers.exercises import (
+    Case,
+    ExerciseFailed,
+    ExerciseFormatError,
+    Mistake,
+    build_exercises,
+    check_function,
+    exercises_in,
+    stub_source,
+)
 from mi_helpers.exercises.build import format_summary
 from mi_helpers.exercises.checking import describe_difference
 

@@ -38,6 +38,12 @@ def _unravel_swapped(acts, n):
     return top.values, torch.stack([top.indices % acts.shape[1], top.indices // acts.shape[1]], 1)
 
 
+def _topk_without_b_dec(x, W_enc, b_enc, W_dec, b_dec, k):
+    top = (x @ W_enc + b_enc).topk(k)
+    latents = torch.zeros(len(x), W_enc.shape[1]).scatter(-1, top.indices, top.values.relu())
+    return latents, latents @ W_dec + b_dec
+
+
 def _f1_with_nan(predictions, labels):
     tp = (predictions & labels).sum()
     precision, recall = tp / predictions.sum(), tp / labels.sum()
@@ -65,10 +71,7 @@ WRONG = {
                                   "did not normalise"),
     "f1_score": (_f1_with_nan, "NaN"),
     "project_out": (lambda acts, d: acts - (acts @ d)[..., None] * d, "did not normalise"),
-    "topk_sae_forward": (lambda x, We, be, Wd, bd, k: (lambda lat: (lat, lat @ Wd + bd))(
-        torch.zeros(len(x), We.shape[1]).scatter(-1, (x @ We + be).topk(k).indices,
-                                                 (x @ We + be).topk(k).values.relu())),
-                         "did not subtract b_dec"),
+    "topk_sae_forward": (_topk_without_b_dec, "did not subtract b_dec"),
     "sae_loss": (lambda x, r: (torch.nn.functional.mse_loss(r, x).item(),
                                ((x - r).pow(2).sum() / (x - x.mean(0)).pow(2).sum()).item()),
                  "averaged the squared error over d_in"),

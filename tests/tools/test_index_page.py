@@ -60,12 +60,12 @@ def test_index_renders_in_headless_chromium(tmp_path):
     path = write_index(tmp_path, results, None)
     flags = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
     dom = subprocess.run(flags + ["--dump-dom", path.as_uri()], capture_output=True, text=True,
-                         timeout=120).stdout
+                         timeout=120, check=False).stdout
     rows = re.findall(r"<tr><td><a href=\"([^\"]+)\">", dom)
     assert rows == ["00_primer.html", "06_ioi_circuit.html"]
     assert all((tmp_path / href).is_file() for href in rows)  # every link resolves
     assert 'class="failed"' in dom and "1 ok" in dom
     shot = tmp_path / "shot.png"
     subprocess.run(flags + [f"--screenshot={shot}", "--window-size=1000,400", path.as_uri()],
-                   capture_output=True, timeout=120)
+                   capture_output=True, timeout=120, check=False)
     assert shot.is_file() and shot.stat().st_size > 5000  # a rendered page, not a blank one

@@ -48,6 +48,7 @@ def test_inject_needs_a_parameters_cell():
     ("06_ioi_circuit.ipynb", "the reference check is skipped"),
     ("07_induction_circuits.ipynb", "mean-ablating the previous-token head"),
     ("09_universality.ipynb", "random latents > 0.9"),
+    ("12_your_experiment.ipynb", "layer-0 attention restores"),
 ])
 def test_notebooks_run_on_a_gpt2_architecture_model(tiny_model_dir, tmp_path, notebook, reached):
     """The hub code path (``MODEL = "gpt2-small"`` on Colab), on a locally built random
