@@ -22,7 +22,8 @@ from mi_helpers.tools.markers import replace_between_markers  # noqa: E402
 BUDGETS = {"pytest": 600, "00_primer.ipynb": 30, "01_logit_lens.ipynb": 60, "02_probing.ipynb": 60,
            "03_sparse_autoencoders.ipynb": 90, "04_feature_dashboards.ipynb": 60,
            "05_activation_patching.ipynb": 60, "09_universality.ipynb": 60,
-           "06_ioi_circuit.ipynb": 60, "07_induction_circuits.ipynb": 60}
+           "06_ioi_circuit.ipynb": 60, "07_induction_circuits.ipynb": 60,
+           "12_your_experiment.ipynb": 60}
 
 
 def timed(cmd: list[str]) -> tuple[float, str]:

@@ -14,6 +14,7 @@ The folders follow the survey's roadmap, so each technique is found from its nam
 * :mod:`~mi_helpers.universality`: matching units and aligning models across seeds;
 * :mod:`~mi_helpers.datasets`: generated text, repeated tokens, prompt helpers;
 * :mod:`~mi_helpers.zoo`: the embedded model zoo (corpus, tokenizer, trainer, cards);
+* :mod:`~mi_helpers.exercises`: the checks of the notebooks' exercises, and their build;
 * :mod:`~mi_helpers.viz`: figures; :mod:`~mi_helpers.tools`: the notebook runner.
 
 **Vocabulary.** Each word means one thing across the package:

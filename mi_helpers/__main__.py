@@ -1,4 +1,5 @@
-"""``python -m mi_helpers run [--model NAME] [--only 00,05]``."""
+"""``python -m mi_helpers run [--model NAME] [--only 00,05]`` and
+``python -m mi_helpers build-exercises [--out DIR]``."""
 
 import sys
 

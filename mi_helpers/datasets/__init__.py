@@ -3,13 +3,14 @@
 * :mod:`.text`: English / French / IOI / arithmetic sentences from the zoo's corpus
   generator, cut into token rows; "is this French?" prompts for probing;
 * :mod:`.repeats`: ``BOS + r + r`` repeated random tokens (induction);
-* :mod:`.prompts`: prompts to right-padded tokens, last positions, single-token words.
+* :mod:`.prompts`: prompts to right-padded tokens, last positions, single-token words,
+  clean / corrupted minimal pairs from two templates.
 
 IOI prompts and their ABC corruption are in :mod:`mi_helpers.circuits.ioi`.
 """
 
 from ..zoo.corpus import IOI_HELDOUT_TEMPLATES, IOI_TRAIN_TEMPLATES, ioi_split
-from .prompts import (is_single_token, logits_at, natural_text, single_token_ids,
+from .prompts import (is_single_token, logits_at, minimal_pairs, natural_text, single_token_ids,
                       single_token_words, tokenize_prompts)
 from .repeats import repeat_block, repeated_random_tokens
 from .text import (EN_PREP, FR_PREP, TEXT_KINDS, LanguagePrompts, corpus_sentences,
@@ -20,6 +21,6 @@ __all__ = [
     "TEXT_KINDS", "EN_PREP", "FR_PREP",
     "repeat_block", "repeated_random_tokens",
     "tokenize_prompts", "logits_at", "is_single_token", "single_token_ids",
-    "single_token_words", "natural_text",
+    "single_token_words", "natural_text", "minimal_pairs",
     "IOI_TRAIN_TEMPLATES", "IOI_HELDOUT_TEMPLATES", "ioi_split",
 ]

@@ -11,7 +11,9 @@ splits rarer names.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import random
+import re
+from collections.abc import Mapping, Sequence
 
 import torch
 from jaxtyping import Float, Int
@@ -20,7 +22,7 @@ from torch import Tensor
 from ..core.checks import check_prompts
 
 __all__ = ["tokenize_prompts", "logits_at", "is_single_token", "single_token_ids",
-           "single_token_words", "natural_text", "token_texts"]
+           "single_token_words", "natural_text", "token_texts", "minimal_pairs"]
 
 
 def is_single_token(model, word: str) -> bool:
@@ -118,3 +120,40 @@ def _common_prefix(a: str, b: str) -> str:
     while n < min(len(a), len(b)) and a[n] == b[n]:
         n += 1
     return a[:n]
+
+
+def minimal_pairs(model, clean: str, corrupted: str, slots: Mapping[str, Sequence[str]], n: int,
+                  seed: int = 0) -> tuple[Int[Tensor, "batch pos"], Int[Tensor, "batch pos"],
+                                          list[dict[str, str]]]:
+    """``n`` clean / corrupted prompt pairs from two templates sharing their slots.
+
+    Each ``{SLOT}`` of ``clean`` and ``corrupted`` is filled, pair by pair, with the same
+    word drawn from ``slots[SLOT]``, keeping only words that are single tokens for this
+    model, so every prompt has the same length and positions line up across the batch
+    (as per-position patching needs). E.g. ``"{S} sees {O} near the"`` against
+    ``"{S} sees {O} . the"``.
+
+    Returns:
+        BOS-prefixed clean and corrupted tokens ``[n, pos]``, and the words of each pair.
+
+    Raises:
+        ValueError: a slot of a template has no words, or none is a single token; the
+            two templates give prompts of different lengths.
+    """
+    names = set(re.findall(r"{(\w+)}", clean)) | set(re.findall(r"{(\w+)}", corrupted))
+    missing = sorted(names - set(slots))
+    if missing:
+        raise ValueError(f"no words given for the slots {missing}")
+    words = {name: single_token_words(model, slots[name]) for name in sorted(names)}
+    empty = sorted(name for name, found in words.items() if not found)
+    if empty:
+        raise ValueError(f"no word of the slots {empty} is a single token for this tokenizer")
+    rng = random.Random(seed)
+    fills = [{name: rng.choice(found) for name, found in words.items()} for _ in range(n)]
+    pairs = [(model.to_tokens(clean.format(**f))[0], model.to_tokens(corrupted.format(**f))[0])
+             for f in fills]
+    lengths = {len(t) for pair in pairs for t in pair}
+    if len(lengths) != 1:
+        raise ValueError(f"the prompts have {sorted(lengths)} tokens: words outside the slots "
+                         f"must be single tokens too, and both templates the same length")
+    return (torch.stack([c for c, _ in pairs]), torch.stack([x for _, x in pairs]), fills)

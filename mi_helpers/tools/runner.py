@@ -1,12 +1,16 @@
 """``python -m mi_helpers run``: execute every notebook in order and report.
 
 Each notebook in ``notebooks/`` runs top to bottom in a fresh kernel; the executed
-copy and an HTML rendering go to ``build/``. ``--model NAME`` injects ``MODEL = NAME``
-after the notebook's ``parameters`` cell (as papermill does), ``--param NAME=VALUE`` any
-other parameter (a Python literal); ``--only 00,05`` picks notebooks by their number.
-A failing notebook is saved with its error, the cells after it are cleared and marked as
-not run, and the run goes on; the exit status is non-zero if any failed. A hub model
-asked for offline fails once, before any notebook starts.
+copy and an HTML rendering go to ``build/``, and ``build/index.html`` links every
+executed notebook with its status and time (:mod:`.index_page`). ``--model NAME``
+injects ``MODEL = NAME`` after the notebook's ``parameters`` cell (as papermill does),
+``--param NAME=VALUE`` any other parameter (a Python literal); ``--only 00,05`` picks
+notebooks by their number. A failing notebook is saved with its error, the cells after it
+are cleared and marked as not run, and the run goes on; the exit status is non-zero if
+any failed. A hub model asked for offline fails once, before any notebook starts.
+
+``python -m mi_helpers build-exercises`` writes the exercise build of the notebooks to
+``build/exercises/`` (:mod:`mi_helpers.exercises.build`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from nbconvert import HTMLExporter
+
+from ..exercises.build import build_exercises, format_summary
+from .index_page import write_index
 
 __all__ = ["RunResult", "select_notebooks", "inject_parameters", "run_notebook", "format_table",
            "check_model_available", "main"]
@@ -191,7 +198,7 @@ def _literal(text: str) -> tuple[str, object]:
         return name, value
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mi_helpers",
                                      description="MI Roadmap command line.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -205,7 +212,14 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell")
     run.add_argument("--write-back", action="store_true",
                      help="save each cleanly executed notebook over its source (for committing)")
-    args = parser.parse_args(argv)
+    build = sub.add_parser("build-exercises", help="write the exercise version of every "
+                           "notebook that has exercises (stubs, hints and checks; no solutions)")
+    build.add_argument("--out", default=str(ROOT / "build" / "exercises"), help="output folder")
+    return parser
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """``run``: execute the chosen notebooks, print the table, rewrite ``index.html``."""
     paths = select_notebooks(args.only)
     params = dict(_literal(p) for p in args.param)
     if args.model:
@@ -217,4 +231,19 @@ def main(argv: list[str] | None = None) -> int:
         results.append(run_notebook(path, Path(args.out), params, args.timeout,
                                     write_back=args.write_back))
     print(format_table(results))
+    print(f"index of every executed notebook: {write_index(args.out, results, args.model)}")
     return 0 if all(r.status == "ok" for r in results) else 1
+
+
+def build_exercises_command(args: argparse.Namespace) -> int:
+    """``build-exercises``: write the exercise notebooks and print what they hold."""
+    built = build_exercises(NOTEBOOK_DIR, args.out)
+    print(format_summary(built))
+    print(f"written to {args.out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command = {"run": run_command, "build-exercises": build_exercises_command}[args.command]
+    return command(args)

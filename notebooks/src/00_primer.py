@@ -23,6 +23,19 @@
 #    [Olsson et al. (2022)](https://arxiv.org/abs/2209.11895) found in trained models; a
 #    randomly initialised model of the same shape has none (the control).
 
+
+# %% [markdown]
+# **Learning objectives.** After this notebook you can
+# * load a model with `load_model`, run it with a cache and find any activation by its hook name;
+# * show numerically that the residual stream is a sum of embeddings, attention and MLP
+#   outputs, and that the final layer norm and $W_U$ turn it into the logits;
+# * compute a next-token loss, a layer norm and an attention pattern by hand (exercises);
+# * read attention patterns and recognise an induction head.
+#
+# **Prerequisites:** Python and PyTorch tensors (indexing, `einsum`, broadcasting); what a
+# transformer language model is. **Time:** about 45 min to read and run, plus 35 min of
+# exercises.
+
 # %% tags=["parameters"]
 MODEL = "zoo-2l"  # any zoo model offline, or a hub model such as "gpt2-small" on Colab
 
@@ -103,6 +116,44 @@ else:
     print(f"no expectation for {MODEL}; its top 3 after 'la': {top3}")
 
 # %% [markdown]
+# ### Exercise 00.1: the next-token loss by hand
+# **Difficulty** 1/5 · **Importance** 4/5 · **Time** about 10 min
+#
+# The logits at position $i$ are the model's guess for token $i+1$. Write
+# `next_token_loss(logits, tokens)`: for every prompt and every position but the last,
+# minus the log-probability the model gave to the token that actually came next.
+# `logits` is `[batch, pos, d_vocab]`, `tokens` is `[batch, pos]`; return `[batch, pos - 1]`.
+#
+# <details><summary>Hint 1</summary>
+#
+# `logits[:, :-1]` predicts `tokens[:, 1:]`.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# Use `log_softmax(-1)` (not `softmax(-1).log()`: large logits overflow), then
+# `gather(-1, tokens[:, 1:, None])` picks one log-probability per position.
+# </details>
+
+# %%
+import torch
+from torch import Tensor
+
+
+def next_token_loss(logits: Tensor, tokens: Tensor) -> Tensor:
+    """Cross-entropy of predicting tokens[:, 1:] from logits[:, :-1]: [batch, pos - 1]."""
+    # BEGIN SOLUTION
+    log_probs = logits[:, :-1].log_softmax(-1)
+    return -log_probs.gather(-1, tokens[:, 1:, None]).squeeze(-1)
+    # END SOLUTION
+    # STUB raise NotImplementedError("minus the log-probability of each next token")
+
+# %%
+from mi_helpers.exercises import check_next_token_loss
+
+check_next_token_loss(next_token_loss)
+
+# %% [markdown]
 # ## 2. The residual stream is a sum
 # `residual_components` stacks everything ever added to the stream: the token and
 # position embeddings, then each layer's attention output and MLP output. Their sum
@@ -144,6 +195,45 @@ unembed_error = (logits_from_resid - logits).abs().max().item()
 matches = unembed_error < 1e-4 * logits.abs().max().item()
 print(f"unembed(final residual) == logits, to 1e-4 of their scale: {matches}")
 assert matches
+
+# %% [markdown]
+# ### Exercise 00.2: layer norm
+# **Difficulty** 2/5 · **Importance** 3/5 · **Time** about 10 min
+#
+# The final layer norm is the only non-linear step between the residual stream and the
+# logits. Write `layer_norm(x, w, b, eps)` for `x` of shape `[batch, pos, d_model]`:
+# centre each vector over `d_model`, divide it by $\sqrt{\text{mean of squares} +
+# \epsilon}$, then multiply by `w` and add `b` (both `[d_model]`).
+#
+# <details><summary>Hint 1</summary>
+#
+# Everything is over the last axis with `keepdim=True`, so the shapes broadcast back.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# The variance is the *biased* one (divide by `d_model`, not `d_model - 1`), and
+# $\epsilon$ goes inside the square root.
+# </details>
+
+# %%
+import torch
+from torch import Tensor
+
+
+def layer_norm(x: Tensor, w: Tensor, b: Tensor, eps: float = 1e-5) -> Tensor:
+    """LayerNorm over the last axis: centre, scale to unit RMS, then * w + b."""
+    # BEGIN SOLUTION
+    centred = x - x.mean(-1, keepdim=True)
+    scale = (centred.pow(2).mean(-1, keepdim=True) + eps).sqrt()
+    return centred / scale * w + b
+    # END SOLUTION
+    # STUB raise NotImplementedError("centre, divide by the RMS, then w and b")
+
+# %%
+from mi_helpers.exercises import check_layer_norm
+
+check_layer_norm(layer_norm)
 
 # %% [markdown]
 # ## 4. Hooks: cache only what you need
@@ -216,6 +306,46 @@ print(f"random model: best induction score {random_best:.2f}, best previous-toke
 assert random_best < 0.3, "a random model should have no induction head"
 
 # %% [markdown]
+# ### Exercise 00.3: an attention pattern from queries and keys
+# **Difficulty** 2/5 · **Importance** 5/5 · **Time** about 15 min
+#
+# Write `attention_pattern(q, k)`: `q` and `k` are `[batch, pos, head, d_head]`; return
+# `[batch, head, dest_pos, src_pos]`, each row a probability distribution over the
+# positions a token may attend to. (Rotary models such as the zoo's also rotate `q`
+# and `k` by their positions before this step, inside the attention layer.)
+#
+# <details><summary>Hint 1</summary>
+#
+# Scores: `torch.einsum("bqhd,bkhd->bhqk", q, k) / d_head ** 0.5`.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# A token may not look ahead: set scores with `src_pos > dest_pos` to `-inf` (a mask
+# from `torch.ones(n, n).triu(1)`), then softmax over the last axis.
+# </details>
+
+# %%
+import torch
+from torch import Tensor
+
+
+def attention_pattern(q: Tensor, k: Tensor) -> Tensor:
+    """Causal softmax(q k^T / sqrt(d_head)): [batch, head, dest_pos, src_pos]."""
+    # BEGIN SOLUTION
+    scores = torch.einsum("bqhd,bkhd->bhqk", q, k) / q.shape[-1] ** 0.5
+    n_pos = q.shape[1]
+    future = torch.ones(n_pos, n_pos, dtype=torch.bool, device=q.device).triu(1)
+    return scores.masked_fill(future, float("-inf")).softmax(dim=-1)
+    # END SOLUTION
+    # STUB raise NotImplementedError("scaled scores, causal mask, softmax over src_pos")
+
+# %%
+from mi_helpers.exercises import check_attention_pattern
+
+check_attention_pattern(attention_pattern)
+
+# %% [markdown]
 # ## Summary
 # * The residual stream is a running sum: embeddings plus every attention and MLP output.
 # * The logits are just the unembedded final residual, so any term of the sum can be
@@ -223,3 +353,12 @@ assert random_best < 0.3, "a random model should have no induction head"
 # * Hooks let us read (and, later, *change*) any intermediate activation.
 # * Attention patterns reveal heads with recognisable jobs, such as induction heads, which
 #   notebook 07 dissects.
+
+# %% [markdown]
+# ## Further reading
+# * [Vaswani et al. (2017), *Attention Is All You Need*](https://arxiv.org/abs/1706.03762): the architecture.
+# * [Elhage et al. (2021), *A Mathematical Framework for Transformer Circuits*](https://transformer-circuits.pub/2021/framework/index.html):
+#   the residual stream as a sum, heads as independent readers and writers.
+# * [Rai et al. (2024), *A Practical Review of Mechanistic Interpretability for Transformer-Based Language Models*](https://arxiv.org/abs/2407.02646):
+#   the survey this course follows (section 2, the transformer primer).
+# * [Olsson et al. (2022), *In-context Learning and Induction Heads*](https://arxiv.org/abs/2209.11895): the heads of section 5.

@@ -20,6 +20,18 @@
 # 3. the tuned lens is closer to the final distribution (lower KL) than the raw logit
 #    lens at every layer but the last, on text it was not trained on.
 
+
+# %% [markdown]
+# **Learning objectives.** After this notebook you can
+# * decode any layer's residual stream with the logit lens, and say what it can and cannot show;
+# * track when the answer to a task appears, by rank and probability per layer;
+# * attribute a logit difference to single heads and MLPs (direct logit attribution), by
+#   hand in an exercise;
+# * train a tuned lens and compare it with the logit lens by KL to the final distribution.
+#
+# **Prerequisites:** notebook 00 (the residual stream, the final layer norm, hooks).
+# **Time:** about 45 min to read and run, plus 45 min of exercises.
+
 # %% tags=["parameters"]
 MODEL = "zoo-4l"  # any zoo model offline, or a hub model such as "gpt2-small" on Colab
 
@@ -87,6 +99,46 @@ plt.show()
 print("final-layer guess after the last token:", repr(top1[-1][-1][0]))
 
 # %% [markdown]
+# ### Exercise 01.1: the logit lens on one layer
+# **Difficulty** 2/5 · **Importance** 5/5 · **Time** about 10 min
+#
+# Write `logit_lens(resid, w_ln, b_ln, W_U, b_U, eps)`: read a residual stream
+# `[batch, pos, d_model]` as the model's last step would, returning `[batch, pos,
+# d_vocab]` logits. `w_ln`, `b_ln` are the final layer norm's weight and bias
+# (`[d_model]`), `W_U` is `[d_model, d_vocab]` and `b_U` is `[d_vocab]`.
+#
+# <details><summary>Hint 1</summary>
+#
+# The last step is the final layer norm (centre, divide by $\sqrt{\text{mean of squares}
+# + \epsilon}$, times `w_ln`, plus `b_ln`), then the unembedding.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# `normalised @ W_U + b_U`: `W_U` maps `d_model` to `d_vocab`, so it is on the right.
+# </details>
+
+# %%
+import torch
+from torch import Tensor
+
+
+def logit_lens(resid: Tensor, w_ln: Tensor, b_ln: Tensor, W_U: Tensor, b_U: Tensor,
+               eps: float = 1e-5) -> Tensor:
+    """The final layer norm and the unembedding applied to any residual stream."""
+    # BEGIN SOLUTION
+    centred = resid - resid.mean(-1, keepdim=True)
+    normalised = centred / (centred.pow(2).mean(-1, keepdim=True) + eps).sqrt()
+    return (normalised * w_ln + b_ln) @ W_U + b_U
+    # END SOLUTION
+    # STUB raise NotImplementedError("layer norm, then the unembedding")
+
+# %%
+from mi_helpers.exercises import check_logit_lens
+
+check_logit_lens(logit_lens)
+
+# %% [markdown]
 # ## 2. When does the right name appear?
 # Over held-out IOI prompts (templates and name pairs the zoo never trained on) we
 # track the rank (0 = top) of the indirect object at the last position, layer by layer.
@@ -132,6 +184,38 @@ if MODEL in ("zoo-4l", "gpt2"):
 else:
     print(f"no expectation for {MODEL}: IO top-1 {io_top1[0]:.0%} after L0, "
           f"{io_top1[-1]:.0%} after the last layer")
+
+# %% [markdown]
+# ### Exercise 01.2: the rank of the answer
+# **Difficulty** 1/5 · **Importance** 3/5 · **Time** about 5 min
+#
+# Write `answer_rank(logits, answers)`: `logits` is `[batch, d_vocab]` (one position per
+# prompt), `answers` is `[batch]` token ids; return each answer's rank, the number of
+# tokens with a strictly larger logit (0 = the top guess), as `[batch]`.
+#
+# <details><summary>Hint 1</summary>
+#
+# `logits.gather(-1, answers[:, None])` is each prompt's answer logit, `[batch, 1]`;
+# compare every logit with it and count.
+# </details>
+
+# %%
+import torch
+from torch import Tensor
+
+
+def answer_rank(logits: Tensor, answers: Tensor) -> Tensor:
+    """How many tokens have a strictly larger logit than each prompt's answer: [batch]."""
+    # BEGIN SOLUTION
+    own = logits.gather(-1, answers[:, None])
+    return (logits > own).sum(-1)
+    # END SOLUTION
+    # STUB raise NotImplementedError("count the tokens above the answer")
+
+# %%
+from mi_helpers.exercises import check_answer_rank
+
+check_answer_rank(answer_rank)
 
 # %% [markdown]
 # ## 3. Which heads and MLPs write the answer?
@@ -189,6 +273,55 @@ if MODEL == "zoo-4l":
 # term (notebook 06 finds such heads). Patching (notebook 05) measures total effects.
 
 # %% [markdown]
+# ### Exercise 01.3: direct logit attribution of heads
+# **Difficulty** 3/5 · **Importance** 5/5 · **Time** about 20 min
+#
+# Write `head_logit_attribution(z, W_O, scale, W_U, correct, wrong)`, the per-head
+# numbers of the heatmap above, at one position per prompt:
+# * `z` `[batch, head, d_head]`: each head's output before $W_O$ (`hook_z` at that position);
+# * `W_O` `[head, d_head, d_model]`: one layer's output matrices;
+# * `scale` `[batch, 1]`: the final layer norm's scale there (`ln_final.hook_scale`);
+# * `W_U` `[d_model, d_vocab]`, `correct` and `wrong` `[batch]` token ids.
+#
+# Return `[batch, head]`: how much each head's output, passed through the frozen final
+# layer norm, raises logit(correct) - logit(wrong). (The layer norm's weight is folded
+# into `W_U` here.)
+#
+# <details><summary>Hint 1</summary>
+#
+# A head writes `z_h @ W_O[h]` into the residual stream:
+# `torch.einsum("bhd,hdm->bhm", z, W_O)`.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# Frozen, the layer norm is linear: subtract the mean over `d_model`, divide by `scale`.
+# Then dot with the direction `W_U[:, correct] - W_U[:, wrong]` (`[d_model, batch]`, one
+# column per prompt).
+# </details>
+
+# %%
+import torch
+from torch import Tensor
+
+
+def head_logit_attribution(z: Tensor, W_O: Tensor, scale: Tensor, W_U: Tensor,
+                           correct: Tensor, wrong: Tensor) -> Tensor:
+    """Each head's direct effect on logit(correct) - logit(wrong): [batch, head]."""
+    # BEGIN SOLUTION
+    written = torch.einsum("bhd,hdm->bhm", z, W_O)
+    written = (written - written.mean(-1, keepdim=True)) / scale[:, :, None]
+    direction = W_U[:, correct] - W_U[:, wrong]  # d_model batch
+    return torch.einsum("bhm,mb->bh", written, direction)
+    # END SOLUTION
+    # STUB raise NotImplementedError("write, freeze the layer norm, project on the direction")
+
+# %%
+from mi_helpers.exercises import check_head_logit_attribution
+
+check_head_logit_attribution(head_logit_attribution)
+
+# %% [markdown]
 # ## 4. The tuned lens
 # [Belrose et al. (2023)](https://arxiv.org/abs/2303.08112) train one affine translator per
 # layer so that each layer's lens matches the final distribution. We train it on text from
@@ -230,6 +363,45 @@ plt.show()
 assert (tuned_kl[:-1] < raw_kl[:-1]).all(), "the tuned lens should beat the logit lens"
 
 # %% [markdown]
+# ### Exercise 01.4: how far is a lens from the model?
+# **Difficulty** 2/5 · **Importance** 3/5 · **Time** about 10 min
+#
+# Write `kl_final_vs_lens(lens_logits, final_logits)`, both `[batch, pos, d_vocab]`:
+# return $\mathrm{KL}(\text{final} \,\|\, \text{lens})$ in nats at every position,
+# `[batch, pos]`: the extra surprise of predicting with the lens when the model's final
+# distribution is the truth.
+#
+# <details><summary>Hint 1</summary>
+#
+# $\sum_w p_\text{final}(w) \,(\log p_\text{final}(w) - \log p_\text{lens}(w))$, with
+# `log_softmax(-1)` for both log-probabilities.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# KL is not symmetric: the final distribution weights the sum.
+# </details>
+
+# %%
+import torch
+from torch import Tensor
+
+
+def kl_final_vs_lens(lens_logits: Tensor, final_logits: Tensor) -> Tensor:
+    """KL(final || lens) at every position, in nats: [batch, pos]."""
+    # BEGIN SOLUTION
+    final = final_logits.log_softmax(-1)
+    lens = lens_logits.log_softmax(-1)
+    return (final.exp() * (final - lens)).sum(-1)
+    # END SOLUTION
+    # STUB raise NotImplementedError("KL(final || lens) per position")
+
+# %%
+from mi_helpers.exercises import check_kl_final_vs_lens
+
+check_kl_final_vs_lens(kl_final_vs_lens)
+
+# %% [markdown]
 # ## Summary
 # * The logit lens turns every layer into a (rough) next-token guess; at the last layer
 #   it is exactly the model.
@@ -240,3 +412,11 @@ assert (tuned_kl[:-1] < raw_kl[:-1]).all(), "the tuned lens should beat the logi
 #   layers has an indirect effect it cannot see. Patching (notebook 05) measures both.
 # * The tuned lens corrects each layer's basis and tracks the final distribution more
 #   closely than the raw lens at every earlier layer (held-out text, printed above).
+# %% [markdown]
+# ## Further reading
+# * [nostalgebraist (2020), *interpreting GPT: the logit lens*](https://www.lesswrong.com/posts/AcKRB8wDpdaN6v6ru/interpreting-gpt-the-logit-lens): the original logit lens.
+# * [Belrose et al. (2023), *Eliciting Latent Predictions from Transformers with the Tuned Lens*](https://arxiv.org/abs/2303.08112).
+# * [Geva et al. (2022), *Transformer Feed-Forward Layers Build Predictions by Promoting Concepts in the Vocabulary Space*](https://arxiv.org/abs/2203.14680):
+#   projecting components onto the vocabulary.
+# * [Wang et al. (2022), *Interpretability in the Wild: a Circuit for Indirect Object Identification in GPT-2 small*](https://arxiv.org/abs/2211.00593):
+#   the IOI task of sections 2 and 3.

@@ -30,6 +30,18 @@
 #    French-vs-English next-word preference far more than a random direction of the
 #    same norm.
 
+
+# %% [markdown]
+# **Learning objectives.** After this notebook you can
+# * design a probing dataset whose label the probed token cannot give away;
+# * train dense and k-sparse linear probes per layer and read F1, precision, recall and
+#   accuracy against a shuffled-label control;
+# * compute a probe direction and an F1 score by hand, and project a direction out (exercises);
+# * test whether the model *uses* a probed direction, against random directions.
+#
+# **Prerequisites:** notebook 00; logistic regression; precision and recall.
+# **Time:** about 40 min to read and run, plus 30 min of exercises.
+
 # %% tags=["parameters"]
 MODEL = "zoo-2l"  # any zoo model offline, or a hub model such as "gpt2-small" on Colab
 
@@ -85,6 +97,43 @@ for i in (0, 1, 400, 401):
 for label, name in ((0, "English"), (1, "French")):
     lengths = [n for n, lab in zip(data.lengths, data.labels) if lab == label]
     print(f"{name} prompts: {min(lengths)}-{max(lengths)} words, mean {sum(lengths) / len(lengths):.1f}")
+
+# %% [markdown]
+# ### Exercise 02.1: the simplest probe direction
+# **Difficulty** 1/5 · **Importance** 4/5 · **Time** about 10 min
+#
+# Before training anything, the difference of the class means is a probe direction
+# (the "mass-mean" probe). Write `mean_difference_direction(acts, labels)`: `acts` is
+# `[n, d_model]`, `labels` is a `[n]` bool tensor (True = French); return the unit
+# vector pointing from the mean English activation to the mean French one, `[d_model]`.
+#
+# <details><summary>Hint 1</summary>
+#
+# `acts[labels].mean(0)` is the French mean; `acts[~labels].mean(0)` the English one.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# Means, not sums: the classes need not be the same size. Divide by the norm at the end.
+# </details>
+
+# %%
+import torch
+from torch import Tensor
+
+
+def mean_difference_direction(acts: Tensor, labels: Tensor) -> Tensor:
+    """Unit vector from the negative-class mean to the positive-class mean: [d_model]."""
+    # BEGIN SOLUTION
+    difference = acts[labels].mean(0) - acts[~labels].mean(0)
+    return difference / difference.norm()
+    # END SOLUTION
+    # STUB raise NotImplementedError("difference of the class means, normalised")
+
+# %%
+from mi_helpers.exercises import check_mean_difference_direction
+
+check_mean_difference_direction(mean_difference_direction)
 
 # %% [markdown]
 # ## 2. Probe every layer
@@ -211,6 +260,46 @@ if MODEL.startswith("zoo"):
     assert max(r["f1"] for r in neuron_rows[8]) >= best_dense - 0.05, "8 neurons nearly suffice"
 
 # %% [markdown]
+# ### Exercise 02.2: a probe's F1 score
+# **Difficulty** 1/5 · **Importance** 4/5 · **Time** about 10 min
+#
+# Write `f1_score(predictions, labels)` for two `[n]` bool tensors, returning a float:
+# the harmonic mean of precision (how many predicted French prompts are French) and
+# recall (how many French prompts were found). When nothing is predicted French,
+# precision is undefined; return 0.0 then, not NaN.
+#
+# <details><summary>Hint 1</summary>
+#
+# Count true positives `(predictions & labels).sum()`, false positives
+# `(predictions & ~labels).sum()` and false negatives `(~predictions & labels).sum()`.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# $F_1 = \frac{2PR}{P + R} = \frac{TP}{TP + (FP + FN)/2}$, and 0 when $TP = 0$.
+# </details>
+
+# %%
+import torch
+from torch import Tensor
+
+
+def f1_score(predictions: Tensor, labels: Tensor) -> float:
+    """F1 of bool predictions against bool labels; 0.0 when there is no true positive."""
+    # BEGIN SOLUTION
+    tp = (predictions & labels).sum().item()
+    fp = (predictions & ~labels).sum().item()
+    fn = (~predictions & labels).sum().item()
+    return 0.0 if tp == 0 else tp / (tp + (fp + fn) / 2)
+    # END SOLUTION
+    # STUB raise NotImplementedError("2 * precision * recall / (precision + recall)")
+
+# %%
+from mi_helpers.exercises import check_f1_score
+
+check_f1_score(f1_score)
+
+# %% [markdown]
 # ## 5. Does the model use this direction?
 # The behaviour: right after the name, how much more does the model expect a French
 # function word than an English one? We measure
@@ -244,6 +333,44 @@ assert effect["effect"] < 0, "removing the French direction should lower the Fre
 assert abs(effect["effect"]) > 5 * effect["random_abs_effect"], "a random direction should do far less"
 
 # %% [markdown]
+# ### Exercise 02.3: project a direction out
+# **Difficulty** 2/5 · **Importance** 4/5 · **Time** about 10 min
+#
+# The causal check above removes the probe's direction from the residual stream. Write
+# `project_out(acts, direction)`: `acts` is `[..., d_model]` (any leading axes),
+# `direction` is `[d_model]` of any length; return `acts` with its component along the
+# direction removed, so that every result is orthogonal to it.
+#
+# <details><summary>Hint 1</summary>
+#
+# Normalise first: `u = direction / direction.norm()`.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# `acts @ u` is each vector's coordinate along `u` (`[...]`); subtract
+# `(acts @ u)[..., None] * u`.
+# </details>
+
+# %%
+import torch
+from torch import Tensor
+
+
+def project_out(acts: Tensor, direction: Tensor) -> Tensor:
+    """acts minus their component along direction (any length): same shape as acts."""
+    # BEGIN SOLUTION
+    unit = direction / direction.norm()
+    return acts - (acts @ unit)[..., None] * unit
+    # END SOLUTION
+    # STUB raise NotImplementedError("subtract the component along the unit direction")
+
+# %%
+from mi_helpers.exercises import check_project_out
+
+check_project_out(project_out)
+
+# %% [markdown]
 # ## Summary
 # * The language of the context is linearly present at a language-neutral token after
 #   the first layer, not before: attention moved it there. It survives matching lengths,
@@ -256,3 +383,11 @@ assert abs(effect["effect"]) > 5 * effect["random_abs_effect"], "a random direct
 # * Removing the probe's direction changes what the model predicts next, and a random
 #   direction of the same norm barely does: the model *uses* this direction. (A probe
 #   alone would only have shown that the information is there.)
+
+# %% [markdown]
+# ## Further reading
+# * [Alain & Bengio (2016), *Understanding intermediate layers using linear classifier probes*](https://arxiv.org/abs/1610.01644).
+# * [Hewitt & Liang (2019), *Designing and Interpreting Probes with Control Tasks*](https://arxiv.org/abs/1909.03368): selectivity.
+# * [Belinkov (2022), *Probing Classifiers: Promises, Shortcomings, and Advances*](https://arxiv.org/abs/2102.12452).
+# * [Gurnee et al. (2023), *Finding Neurons in a Haystack: Case Studies with Sparse Probing*](https://arxiv.org/abs/2305.01610).
+# * [Elazar et al. (2021), *Amnesic Probing*](https://arxiv.org/abs/2006.00995): removing a direction to test its use.

@@ -32,6 +32,19 @@
 # 3. the committed TopK SAE (`data/saes/`, trained longer by a script) recovers at least
 #    90% of the cross-entropy loss, and reloading it gives identical outputs.
 
+
+# %% [markdown]
+# **Learning objectives.** After this notebook you can
+# * explain superposition and why a sparse autoencoder can undo it, and check an SAE on
+#   toy data with known features (MMCS);
+# * train ReLU-L1, TopK, JumpReLU, Gated and Matryoshka SAEs and compare them at equal
+#   sparsity (L0 against FVU and CE loss recovered);
+# * write a TopK SAE's forward pass, its loss, FVU, L0 and dead fraction by hand (exercises);
+# * save and load SAEs in the SAELens folder layout.
+#
+# **Prerequisites:** notebook 00; autoencoders and L1 regularisation.
+# **Time:** about 1 h to read and run, plus 30 min of exercises.
+
 # %% tags=["parameters"]
 MODEL = "zoo-2l"  # any zoo model offline, or a hub model such as "gpt2-small" on Colab
 
@@ -177,6 +190,48 @@ eval_acts = collect_activations(model, eval_tokens, [HOOK], drop_bos=True)[HOOK]
 print(f"{len(train_acts):,} training and {len(eval_acts):,} evaluation activations")
 
 # %% [markdown]
+# ### Exercise 03.1: a TopK SAE's forward pass
+# **Difficulty** 2/5 · **Importance** 5/5 · **Time** about 15 min
+#
+# Write `topk_sae_forward(x, W_enc, b_enc, W_dec, b_dec, k)`: `x` is `[n, d_in]`,
+# `W_enc` `[d_in, d_sae]`, `b_enc` `[d_sae]`, `W_dec` `[d_sae, d_in]`, `b_dec` `[d_in]`.
+# Return `(latents, reconstruction)`, `[n, d_sae]` and `[n, d_in]`, following the
+# formula at the top of this notebook with $\sigma$ = "keep the `k` largest
+# pre-activations of each input, ReLU them, zero the rest".
+#
+# <details><summary>Hint 1</summary>
+#
+# `pre = (x - b_dec) @ W_enc + b_enc`: the decoder bias is subtracted first.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# `top = pre.topk(k, dim=-1)`, then
+# `torch.zeros_like(pre).scatter(-1, top.indices, top.values.relu())`.
+# </details>
+
+# %%
+import torch
+from torch import Tensor
+
+
+def topk_sae_forward(x: Tensor, W_enc: Tensor, b_enc: Tensor, W_dec: Tensor, b_dec: Tensor,
+                     k: int) -> tuple[Tensor, Tensor]:
+    """A TopK SAE: (latents [n, d_sae], reconstruction [n, d_in])."""
+    # BEGIN SOLUTION
+    pre = (x - b_dec) @ W_enc + b_enc
+    top = pre.topk(k, dim=-1)
+    latents = torch.zeros_like(pre).scatter(-1, top.indices, top.values.relu())
+    return latents, latents @ W_dec + b_dec
+    # END SOLUTION
+    # STUB raise NotImplementedError("encode, keep the top k, ReLU, decode")
+
+# %%
+from mi_helpers.exercises import check_topk_sae_forward
+
+check_topk_sae_forward(topk_sae_forward)
+
+# %% [markdown]
 # ## 4. Five architectures, one sparsity–fidelity frontier
 # Each architecture is trained with a few sparsity settings (short runs: 400 steps of
 # 1024 activations; 4 latents per residual dimension, at least 256), then scored on
@@ -244,6 +299,47 @@ for arch in ("topk", "relu"):
     assert all(a > b for a, b in zip(fvus, fvus[1:])), f"{arch}: sparser should reconstruct worse"
 
 # %% [markdown]
+# ### Exercise 03.2: the training loss and the FVU
+# **Difficulty** 1/5 · **Importance** 4/5 · **Time** about 10 min
+#
+# A TopK SAE has no sparsity penalty: its loss is the reconstruction error. Write
+# `sae_loss(x, reconstruction)` for two `[n, d_in]` tensors, returning two floats:
+# `mse`, the squared error summed over `d_in` and averaged over the inputs (as SAELens
+# and this package train), and `fvu`, the fraction of variance unexplained: the total
+# squared error divided by the total squared deviation of `x` from its mean input.
+#
+# <details><summary>Hint 1</summary>
+#
+# `(x - reconstruction).pow(2).sum(-1).mean()` for the loss.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# FVU's denominator is `(x - x.mean(0)).pow(2).sum()`: reconstructing every input by the
+# mean input gives FVU 1.
+# </details>
+
+# %%
+import torch
+from torch import Tensor
+
+
+def sae_loss(x: Tensor, reconstruction: Tensor) -> tuple[float, float]:
+    """(mse: squared error summed over d_in, mean over inputs; fvu) as floats."""
+    # BEGIN SOLUTION
+    error = (x - reconstruction).pow(2)
+    mse = error.sum(-1).mean().item()
+    fvu = (error.sum() / (x - x.mean(0)).pow(2).sum()).item()
+    return mse, fvu
+    # END SOLUTION
+    # STUB raise NotImplementedError("the loss, and the fraction of variance unexplained")
+
+# %%
+from mi_helpers.exercises import check_sae_loss
+
+check_sae_loss(sae_loss)
+
+# %% [markdown]
 # ## 5. Dead and dense latents
 # A latent that never fires wastes capacity; one that fires on most tokens is hardly a
 # feature. The density histogram (fraction of tokens each latent fires on, log scale)
@@ -260,6 +356,40 @@ ax.set_xlabel("log10(fraction of tokens the latent fires on)")
 ax.set_ylabel("latents")
 ax.legend(fontsize=8)
 plt.show()
+
+# %% [markdown]
+# ### Exercise 03.3: L0 and dead latents
+# **Difficulty** 1/5 · **Importance** 3/5 · **Time** about 5 min
+#
+# Write `sparsity_stats(latents)` for an SAE's `[n, d_sae]` latents, returning two
+# floats: `l0`, the mean number of non-zero latents per input, and `dead_fraction`, the
+# fraction of latents that are zero on every input.
+#
+# <details><summary>Hint 1</summary>
+#
+# `active = latents != 0`; sum it over latents for L0, and use `active.any(0)` for the
+# latents that fire at least once.
+# </details>
+
+# %%
+import torch
+from torch import Tensor
+
+
+def sparsity_stats(latents: Tensor) -> tuple[float, float]:
+    """(mean active latents per input, fraction of latents never active)."""
+    # BEGIN SOLUTION
+    active = latents != 0
+    l0 = active.sum(-1).float().mean().item()
+    dead_fraction = (~active.any(0)).float().mean().item()
+    return l0, dead_fraction
+    # END SOLUTION
+    # STUB raise NotImplementedError("L0 and the dead fraction")
+
+# %%
+from mi_helpers.exercises import check_sparsity_stats
+
+check_sparsity_stats(sparsity_stats)
 
 # %% [markdown]
 # ## 6. The committed SAEs
@@ -302,3 +432,13 @@ if MODEL == "zoo-2l":
 # * Dead latents and very dense latents are the usual failure modes; the trainer tracks
 #   and resamples dead latents.
 # * Notebook 04 opens the latents up: what does each one respond to, and can it be named?
+
+# %% [markdown]
+# ## Further reading
+# * [Elhage et al. (2022), *Toy Models of Superposition*](https://arxiv.org/abs/2209.10652).
+# * [Bricken et al. (2023), *Towards Monosemanticity*](https://transformer-circuits.pub/2023/monosemantic-features/index.html)
+#   and [Cunningham et al. (2023), *Sparse Autoencoders Find Highly Interpretable Features in Language Models*](https://arxiv.org/abs/2309.08600).
+# * [Gao et al. (2024), *Scaling and evaluating sparse autoencoders*](https://arxiv.org/abs/2406.04093): TopK SAEs.
+# * [Rajamanoharan et al. (2024), *Improving Dictionary Learning with Gated Sparse Autoencoders*](https://arxiv.org/abs/2404.16014)
+#   and [*Jumping Ahead: JumpReLU SAEs*](https://arxiv.org/abs/2407.14435).
+# * [Bussmann et al. (2025), *Learning Multi-Level Features with Matryoshka Sparse Autoencoders*](https://arxiv.org/abs/2503.17547).

@@ -27,6 +27,19 @@
 #    SAE on the MLP's neurons), with the same comparison on a randomly initialised model
 #    as the control.
 
+
+# %% [markdown]
+# **Learning objectives.** After this notebook you can
+# * build and read a feature dashboard: top and quantile contexts, density, logit
+#   effects, steering;
+# * find a unit's top activations and the tokens a direction promotes by hand (exercises);
+# * explain a unit automatically and score the explanation by simulation and detection,
+#   against a shuffled baseline;
+# * compare the interpretability of SAE latents and neurons with a number, not an impression.
+#
+# **Prerequisites:** notebooks 00 and 03 (SAEs); Pearson correlation.
+# **Time:** about 45 min to read and run, plus 25 min of exercises.
+
 # %% tags=["parameters"]
 MODEL = "zoo-2l"  # any zoo model offline, or a hub model such as "gpt2-small" on Colab
 
@@ -114,6 +127,46 @@ ax.legend()
 plt.show()
 
 # %% [markdown]
+# ### Exercise 04.1: where does a unit fire most?
+# **Difficulty** 2/5 · **Importance** 4/5 · **Time** about 10 min
+#
+# The first panel of a dashboard. Write `top_activations(acts, n)`: `acts` is one
+# unit's activation on every token, `[batch, pos]`; return `(values, where)`: the `n`
+# largest activations, largest first (`[n]`), and for each its prompt and position
+# (`[n, 2]`, each row `(batch, pos)`).
+#
+# <details><summary>Hint 1</summary>
+#
+# `acts.flatten().topk(n)` gives values and *flat* indices.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# Rows are laid out one after another: flat index `i` is prompt `i // n_pos`, position
+# `i % n_pos`, with `n_pos = acts.shape[1]`.
+# </details>
+
+# %%
+import torch
+from torch import Tensor
+
+
+def top_activations(acts: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    """The n largest entries of a [batch, pos] tensor and their (batch, pos) indices."""
+    # BEGIN SOLUTION
+    top = acts.flatten().topk(n)
+    n_pos = acts.shape[1]
+    where = torch.stack([top.indices // n_pos, top.indices % n_pos], dim=1)
+    return top.values, where
+    # END SOLUTION
+    # STUB raise NotImplementedError("topk over every token, then unravel the indices")
+
+# %%
+from mi_helpers.exercises import check_top_activations
+
+check_top_activations(top_activations)
+
+# %% [markdown]
 # ## 2. Dashboards
 # For each kind, the unit that fires most often among those firing on 0.5-5% of tokens
 # (frequent enough to show, rare enough to be specific). Hover over a token to see its
@@ -153,6 +206,39 @@ assert size < 300 * 1024
 # (a live widget's state is not part of the committed results)
 widget = DashboardWidget(model, latents, stats["latent"], tokens, start=latent_id)
 display(widget.view)
+
+# %% [markdown]
+# ### Exercise 04.2: which tokens does a direction promote?
+# **Difficulty** 1/5 · **Importance** 4/5 · **Time** about 5 min
+#
+# The dashboard's logit panel. Write `promoted_tokens(direction, W_U, n)`: a unit's
+# output direction (e.g. a row of the SAE's `W_dec`), `[d_model]`, and the unembedding
+# `[d_model, d_vocab]`; return `(top_ids, bottom_ids)`: the `n` tokens whose logits the
+# direction raises most (largest first) and the `n` it lowers most (most negative
+# first), ignoring the final layer norm.
+#
+# <details><summary>Hint 1</summary>
+#
+# `direction @ W_U` is one number per token; `topk(n)` and `topk(n, largest=False)`.
+# </details>
+
+# %%
+import torch
+from torch import Tensor
+
+
+def promoted_tokens(direction: Tensor, W_U: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    """Ids of the n tokens direction @ W_U raises most, and of the n it lowers most."""
+    # BEGIN SOLUTION
+    effects = direction @ W_U
+    return effects.topk(n).indices, effects.topk(n, largest=False).indices
+    # END SOLUTION
+    # STUB raise NotImplementedError("project on the unembedding, then the two ends")
+
+# %%
+from mi_helpers.exercises import check_promoted_tokens
+
+check_promoted_tokens(promoted_tokens)
 
 # %% [markdown]
 # ## 3. Automatic explanations and their scores
@@ -241,6 +327,46 @@ if MODEL == "zoo-2l":
     assert gap("random")[0] > gap("random")[1], "...and on a random model too"
 
 # %% [markdown]
+# ### Exercise 04.3: the simulation score
+# **Difficulty** 2/5 · **Importance** 3/5 · **Time** about 10 min
+#
+# A simulation score is the correlation between the activations an explanation
+# predicts and the true ones. Write `activation_correlation(simulated, true)` for two
+# `[n]` tensors, returning their Pearson correlation as a float; when either side is
+# constant (e.g. the explanation names no token that occurs), return 0.0, not NaN.
+#
+# <details><summary>Hint 1</summary>
+#
+# Centre both (subtract their means), then `(a @ b) / (a.norm() * b.norm())`.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# Without centring you would get a cosine similarity: activations are mostly positive,
+# so the cosine of two unrelated units is far from 0.
+# </details>
+
+# %%
+import torch
+from torch import Tensor
+
+
+def activation_correlation(simulated: Tensor, true: Tensor) -> float:
+    """Pearson correlation of two [n] tensors; 0.0 if either is constant."""
+    # BEGIN SOLUTION
+    a, b = simulated.double() - simulated.double().mean(), true.double() - true.double().mean()
+    if a.norm() == 0 or b.norm() == 0:
+        return 0.0
+    return ((a @ b) / (a.norm() * b.norm())).item()
+    # END SOLUTION
+    # STUB raise NotImplementedError("centre, then cosine; 0.0 for a constant side")
+
+# %%
+from mi_helpers.exercises import check_activation_correlation
+
+check_activation_correlation(activation_correlation)
+
+# %% [markdown]
 # ## Summary
 # * A dashboard is several views of one unit; the quantile samples and the density
 #   keep the top activations from telling the whole story.
@@ -253,3 +379,8 @@ if MODEL == "zoo-2l":
 #   statement about SAEs and token detectors, not about what training taught the model.
 #   What differs between the trained and the random model is printed in the table (here,
 #   the neurons); claims about learned features need a control like this one.
+# %% [markdown]
+# ## Further reading
+# * [Bills et al. (2023), *Language models can explain neurons in language models*](https://openaipublic.blob.core.windows.net/neuron-explainer/paper/index.html): simulation scoring.
+# * [Bricken et al. (2023), *Towards Monosemanticity*](https://transformer-circuits.pub/2023/monosemantic-features/index.html): feature dashboards.
+# * [Paulo et al. (2024), *Automatically Interpreting Millions of Features in Large Language Models*](https://arxiv.org/abs/2410.13928): detection and other scores.

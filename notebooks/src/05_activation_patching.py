@@ -32,6 +32,17 @@
 # 4. causal tracing (Gaussian noise on the name embeddings instead of a second prompt)
 #    finds the same route.
 
+
+# %% [markdown]
+# **Learning objectives.** After this notebook you can
+# * set up clean and corrupted prompts and a metric, and normalise patching results;
+# * tell denoising (sufficiency) from noising (necessity) and read both maps;
+# * write a head-patching hook and an activation-patching loop by hand (exercises);
+# * compare zero, mean and resample ablation, and causal tracing with embedding noise.
+#
+# **Prerequisites:** notebooks 00 and 01 (hooks, the IOI task, logit differences).
+# **Time:** about 45 min to read and run, plus 45 min of exercises.
+
 # %% tags=["parameters"]
 MODEL = "zoo-4l"  # any zoo model offline, or a hub model such as "gpt2-small" on Colab
 
@@ -92,6 +103,42 @@ print(f"logit difference: clean {clean_metric:.2f}, corrupted {corrupted_metric:
 assert clean_metric > 2 and clean_metric - corrupted_metric > 2, "the corruption should matter"
 
 # %% [markdown]
+# ### Exercise 05.1: the metric, for prompts of different lengths
+# **Difficulty** 1/5 · **Importance** 4/5 · **Time** about 10 min
+#
+# Patching needs one number per run. Write `logit_diff(logits, ends, correct, wrong)`:
+# `logits` is `[batch, pos, d_vocab]`, and for each prompt `ends[b]` is its last real
+# position (prompts are right-padded, so it is not always `-1`), `correct[b]` and
+# `wrong[b]` are token ids. Return the mean over prompts of
+# $\text{logit}(\text{correct}) - \text{logit}(\text{wrong})$ at each prompt's end, as a
+# scalar tensor.
+#
+# <details><summary>Hint 1</summary>
+#
+# `rows = torch.arange(len(logits))`; `logits[rows, ends]` is `[batch, d_vocab]`, one
+# row per prompt at its own end.
+# </details>
+
+# %%
+import torch
+from torch import Tensor
+
+
+def logit_diff(logits: Tensor, ends: Tensor, correct: Tensor, wrong: Tensor) -> Tensor:
+    """Mean over prompts of logit(correct) - logit(wrong) at each prompt's end."""
+    # BEGIN SOLUTION
+    rows = torch.arange(len(logits), device=logits.device)
+    final = logits[rows, ends]
+    return (final[rows, correct] - final[rows, wrong]).mean()
+    # END SOLUTION
+    # STUB raise NotImplementedError("read each prompt's end, then the two logits")
+
+# %%
+from mi_helpers.exercises import check_logit_diff
+
+check_logit_diff(logit_diff)
+
+# %% [markdown]
 # ## 2. The residual stream, layer by layer and position by position (denoising)
 
 # %%
@@ -113,6 +160,62 @@ others = [p for p in range(len(labels)) if p not in name_slots]
 print(f"layer 0: best name slot {first[name_slots].max():.2f}, best other position {first[others].max():.2f}")
 assert first[name_slots].max() > 0.5 and first[others].max() < 0.1, "at layer 0, the names"
 assert last[pos["end"]] > 0.9 and last[:pos["end"]].max() < 0.2, "by the last layer, the end token"
+
+# %% [markdown]
+# ### Exercise 05.2: an activation-patching loop
+# **Difficulty** 3/5 · **Importance** 5/5 · **Time** about 25 min
+#
+# Write by hand one row of the heatmap above. `patch_residual_by_position(model,
+# clean_tokens, corrupted_tokens, metric, layer)` returns a `[pos]` tensor: for each
+# position, the metric of the *corrupted* run in which the residual stream entering
+# block `layer` (`blocks.{layer}.hook_resid_pre`) at that one position is replaced by
+# its value in the *clean* run (denoising). `metric` maps logits to a scalar tensor.
+# The check runs your function on this notebook's model and compares it with
+# `activation_patching`.
+#
+# <details><summary>Hint 1</summary>
+#
+# Cache the clean run once: `model.run_with_cache(clean_tokens, names_filter=hook)`.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# A hook is `fn(activation, hook) -> activation`; run it with
+# `model.run_with_hooks(corrupted_tokens, fwd_hooks=[(hook, fn)])`. Bind the position
+# as a default argument (`def patch(resid, hook, pos=pos)`) so that each hook keeps its
+# own.
+# </details>
+
+# %%
+import torch
+from torch import Tensor
+
+
+def patch_residual_by_position(model, clean_tokens: Tensor, corrupted_tokens: Tensor,
+                               metric, layer: int) -> Tensor:
+    """Denoise resid_pre of `layer` one position at a time: [pos] metric values."""
+    # BEGIN SOLUTION
+    hook = f"blocks.{layer}.hook_resid_pre"
+    with torch.no_grad():
+        _, clean_cache = model.run_with_cache(clean_tokens, names_filter=hook)
+    clean_resid = clean_cache[hook]
+    results = torch.zeros(clean_tokens.shape[1])
+    for pos in range(clean_tokens.shape[1]):
+        def patch(resid, hook, pos=pos):
+            resid[:, pos] = clean_resid[:, pos]
+            return resid
+
+        with torch.no_grad():
+            logits = model.run_with_hooks(corrupted_tokens, fwd_hooks=[(hook, patch)])
+        results[pos] = metric(logits)
+    return results
+    # END SOLUTION
+    # STUB raise NotImplementedError("cache the clean run, then one patched run per position")
+
+# %%
+from mi_helpers.exercises import check_patching_loop
+
+check_patching_loop(patch_residual_by_position, model)
 
 # %% [markdown]
 # ## 3. Attention and MLP outputs, both directions
@@ -178,6 +281,39 @@ assert len(shared) >= 2, "the ablations should agree on the most important heads
 assert drop["zero"].abs().mean() > drop["mean"].abs().mean(), "zero ablation is the harshest"
 
 # %% [markdown]
+# ### Exercise 05.3: a hook that patches one head
+# **Difficulty** 2/5 · **Importance** 5/5 · **Time** about 10 min
+#
+# Head patching replaces one head's output `z` (`blocks.L.attn.hook_z`, shape `[batch,
+# pos, head, d_head]`) with its value from another run. Write the hook
+# `patch_head_hook(z, hook, head, source)`: return `z` with head `head` taken from
+# `source` (same shape), every other head unchanged. It is used as
+# `partial(patch_head_hook, head=h, source=corrupted_z)`; the check runs it on tensors
+# and then inside this notebook's model.
+#
+# <details><summary>Hint 1</summary>
+#
+# Heads are axis 2: `z[:, :, head] = source[:, :, head]`, then return `z`.
+# </details>
+
+# %%
+from torch import Tensor
+
+
+def patch_head_hook(z: Tensor, hook, head: int, source: Tensor) -> Tensor:
+    """z with head `head` replaced by source's: [batch, pos, head, d_head]."""
+    # BEGIN SOLUTION
+    z[:, :, head] = source[:, :, head]
+    return z
+    # END SOLUTION
+    # STUB raise NotImplementedError("replace one head's slice of z")
+
+# %%
+from mi_helpers.exercises import check_patch_head_hook
+
+check_patch_head_hook(patch_head_hook, model)
+
+# %% [markdown]
 # ## 5. Causal tracing: noise instead of a second prompt
 # Meng et al. corrupt the clean prompt itself: Gaussian noise (3x the embedding std) on
 # the embeddings of the names, then restore one clean residual activation at a time.
@@ -209,3 +345,10 @@ assert similarity > 0.7, "noise and ABC corruption should trace the same route"
 #   stay on the data distribution and agree with patching from the corrupted prompts.
 # * Notebook 06 follows the route head by head with *path* patching and evaluates the
 #   circuit it finds.
+
+# %% [markdown]
+# ## Further reading
+# * [Meng et al. (2022), *Locating and Editing Factual Associations in GPT*](https://arxiv.org/abs/2202.05262): causal tracing.
+# * [Vig et al. (2020), *Causal Mediation Analysis for Interpreting Neural NLP*](https://arxiv.org/abs/2004.12265).
+# * [Zhang & Nanda (2023), *Towards Best Practices of Activation Patching in Language Models: Metrics and Methods*](https://arxiv.org/abs/2309.16042).
+# * [Heimersheim & Nanda (2024), *How to use and interpret activation patching*](https://arxiv.org/abs/2404.15255).

@@ -31,6 +31,18 @@
 #    difference and names IO in at least 80% of prompts, while mean-ablating everything
 #    else; removing subsets from the circuit and from the model hurts them alike.
 
+
+# %% [markdown]
+# **Learning objectives.** After this notebook you can
+# * use path patching to tell heads that act on the logits from heads that steer other
+#   heads through their queries, keys or values, and write one path-patching step by hand;
+# * name heads' roles from their attention and their OV circuit (copying score, exercise);
+# * see why one metric is not enough (the logit-difference trap);
+# * evaluate a circuit by faithfulness, completeness and minimality.
+#
+# **Prerequisites:** notebook 05 (patching, IOI, ABC corruption); notebook 01 (direct
+# logit attribution). **Time:** about 1 h to read and run, plus 40 min of exercises.
+
 # %% tags=["parameters"]
 MODEL = "zoo-4l"  # any zoo model offline, or a hub model such as "gpt2-small" on Colab
 
@@ -111,6 +123,48 @@ direct_heads = found_direct or to_logits.top_heads(1)  # analyse at least the st
 assert 1 <= len(found_direct) <= 6, "expected a few heads, not none or all"
 
 # %% [markdown]
+# ### Exercise 06.1: one step of path patching
+# **Difficulty** 3/5 · **Importance** 5/5 · **Time** about 15 min
+#
+# Path patching changes what *one* receiver sees. With every head frozen to its clean
+# output, the residual stream a later head reads differs from the clean one by a single
+# term: the sender's change of output. Write `path_patching_step(resid, z_clean,
+# z_corrupted, W_O, sender)`: `resid` `[batch, pos, d_model]` is the clean residual
+# stream the receiver reads, `z_clean` and `z_corrupted` `[batch, pos, head, d_head]` are
+# the sender layer's head outputs in the two runs, `W_O` `[head, d_head, d_model]` its
+# output matrices, `sender` a head index. Return the residual stream the receiver sees
+# when only the sender's path is patched.
+#
+# <details><summary>Hint 1</summary>
+#
+# What a head writes is `z[:, :, h] @ W_O[h]` (`[batch, pos, d_model]`).
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# Remove the sender's clean contribution and add its corrupted one:
+# `resid + (z_corrupted - z_clean)[:, :, sender] @ W_O[sender]`.
+# </details>
+
+# %%
+from torch import Tensor
+
+
+def path_patching_step(resid: Tensor, z_clean: Tensor, z_corrupted: Tensor, W_O: Tensor,
+                       sender: int) -> Tensor:
+    """The receiver's input with only the sender's output switched to the corrupted run."""
+    # BEGIN SOLUTION
+    change = z_corrupted[:, :, sender] - z_clean[:, :, sender]  # batch pos d_head
+    return resid + change @ W_O[sender]
+    # END SOLUTION
+    # STUB raise NotImplementedError("the clean residual plus the sender's change")
+
+# %%
+from mi_helpers.exercises import check_path_patching_step
+
+check_path_patching_step(path_patching_step)
+
+# %% [markdown]
 # ## 3. What do they attend to?
 # Attention from the last token to the IO name, the first and the second subject.
 
@@ -139,6 +193,40 @@ def show_attention(heads, title):
 direct_attention = show_attention(direct_heads, "heads found in section 2")
 for h, (a_io, a_s1, a_s2) in zip(direct_heads, direct_attention.tolist()):
     print(f"{h.label}: to IO {a_io:.2f}, to S1 {a_s1:.2f}, to S2 {a_s2:.2f}")
+
+# %% [markdown]
+# ### Exercise 06.2: attention between chosen positions, prompt by prompt
+# **Difficulty** 2/5 · **Importance** 3/5 · **Time** about 10 min
+#
+# The names sit at different positions in different prompts. Write
+# `attention_between(pattern, dest_pos, src_pos)`: `pattern` is one layer's
+# `[batch, head, dest_pos, src_pos]`, `dest_pos` and `src_pos` are `[batch]` positions
+# (e.g. the end and the IO name of each prompt); return `[batch, head]`, how much each
+# head attends from prompt `b`'s `dest_pos[b]` to its `src_pos[b]`.
+#
+# <details><summary>Hint 1</summary>
+#
+# Advanced indexing pairs up index tensors of the same length:
+# `pattern[torch.arange(batch), :, dest_pos, src_pos]`.
+# </details>
+
+# %%
+import torch
+from torch import Tensor
+
+
+def attention_between(pattern: Tensor, dest_pos: Tensor, src_pos: Tensor) -> Tensor:
+    """Attention from dest_pos[b] to src_pos[b] in each prompt b, per head: [batch, head]."""
+    # BEGIN SOLUTION
+    rows = torch.arange(len(pattern), device=pattern.device)
+    return pattern[rows, :, dest_pos, src_pos]
+    # END SOLUTION
+    # STUB raise NotImplementedError("one (dest, src) pair per prompt")
+
+# %%
+from mi_helpers.exercises import check_attention_between
+
+check_attention_between(attention_between)
 
 # %% [markdown]
 # ## 4. A trap: these heads alone "explain" the logit difference
@@ -208,6 +296,48 @@ name_attention = mover_attention.sum(-1)
 assert len(found_movers) >= 1, "no head's path raises the IO name score"
 assert (name_attention > 0.5).all(), "they should attend mostly to the names"
 assert all(copy_gain(h, ioi.io_ids) > 0 for h in mover_heads), "and copy them"
+
+# %% [markdown]
+# ### Exercise 06.3: does a head copy names? (its OV circuit)
+# **Difficulty** 3/5 · **Importance** 4/5 · **Time** about 15 min
+#
+# The IOI paper's copying score, read from the weights alone: feed each name's
+# embedding through a head's value and output matrices and unembed, restricted to the
+# names. Write `copying_score(W_E_names, W_V, W_O, W_U_names)`: `W_E_names` is
+# `[name, d_model]` (the names' embeddings), `W_V` `[d_model, d_head]`, `W_O`
+# `[d_head, d_model]` (one head), `W_U_names` `[d_model, name]` (the names' unembedding
+# columns). Return the fraction of names whose own logit is the largest among the names
+# when the head reads that name.
+#
+# <details><summary>Hint 1</summary>
+#
+# `W_E_names @ W_V @ W_O @ W_U_names` is `[input name, output name]`.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# A name is copied when the argmax of its *row* is its own index:
+# `scores.argmax(-1) == torch.arange(n_names)`.
+# </details>
+
+# %%
+import torch
+from torch import Tensor
+
+
+def copying_score(W_E_names: Tensor, W_V: Tensor, W_O: Tensor, W_U_names: Tensor) -> float:
+    """Fraction of names a head's OV circuit maps back onto themselves (top-1)."""
+    # BEGIN SOLUTION
+    scores = W_E_names @ W_V @ W_O @ W_U_names  # input name, output name
+    copied = scores.argmax(-1) == torch.arange(len(W_E_names), device=scores.device)
+    return copied.float().mean().item()
+    # END SOLUTION
+    # STUB raise NotImplementedError("OV circuit on the names, then top-1 per row")
+
+# %%
+from mi_helpers.exercises import check_copying_score
+
+check_copying_score(copying_score)
 
 # %% [markdown]
 # ## 6. Do the first heads steer the second? (path patching to queries, keys, values)
@@ -343,3 +473,10 @@ else:
 #   different algorithms: circuits are properties of a model, not of a task.
 # * Faithfulness, completeness and minimality turn "we found a circuit" into numbers
 #   that could have come out otherwise.
+
+# %% [markdown]
+# ## Further reading
+# * [Wang et al. (2022), *Interpretability in the Wild: a Circuit for Indirect Object Identification in GPT-2 small*](https://arxiv.org/abs/2211.00593).
+# * [Goldowsky-Dill et al. (2023), *Localizing Model Behavior with Path Patching*](https://arxiv.org/abs/2304.05969).
+# * [Conmy et al. (2023), *Towards Automated Circuit Discovery for Mechanistic Interpretability*](https://arxiv.org/abs/2304.14997) (notebook 08).
+# * [Miller et al. (2024), *Transformer Circuit Faithfulness Metrics are not Robust*](https://arxiv.org/abs/2407.08734).

@@ -24,6 +24,19 @@
 # 4. path patching: the previous-token head's effect on the induction heads goes
 #    through their keys, not their queries.
 
+
+# %% [markdown]
+# **Learning objectives.** After this notebook you can
+# * find previous-token and induction heads from their attention, and compute an
+#   induction score from a cache by hand (exercise);
+# * read K-composition from the weights against a random baseline, and write the score
+#   yourself (exercise);
+# * test the two-head algorithm causally, by ablation and by path patching through keys
+#   and queries.
+#
+# **Prerequisites:** notebooks 00 and 05; notebook 06 for path patching.
+# **Time:** about 40 min to read and run, plus 40 min of exercises.
+
 # %% tags=["parameters"]
 MODEL = "zoo-2l"  # any zoo model offline, or a hub model such as "gpt2-small" on Colab
 
@@ -108,6 +121,47 @@ plot_attention(both, labels, head_names=[f"{prev_head.label} (previous token)",
 plt.show()
 
 # %% [markdown]
+# ### Exercise 07.1: an induction score from a cache
+# **Difficulty** 2/5 · **Importance** 5/5 · **Time** about 15 min
+#
+# Write `induction_score(pattern, rep_len)`: `pattern` is one layer's attention on
+# sequences `BOS + r + r` (`r` random, `rep_len` tokens), `[batch, head, dest_pos,
+# src_pos]`, as `cache["blocks.1.attn.hook_pattern"]` holds it. Return `[head]`: each
+# head's mean attention, over the batch and over the second copy's positions, to the
+# token *after* the first occurrence of the current token.
+#
+# <details><summary>Hint 1</summary>
+#
+# Position 0 is BOS, the first copy is at 1 .. `rep_len`, the second at `rep_len` + 1 ..
+# `2 * rep_len`. The token at position $p$ of the second copy first occurred at
+# $p - \text{rep\_len}$.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# `dest = torch.arange(rep_len + 1, 2 * rep_len + 1)`; `pattern[:, :, dest, dest -
+# rep_len + 1]` is `[batch, head, rep_len]`; average over axes 0 and 2.
+# </details>
+
+# %%
+import torch
+from torch import Tensor
+
+
+def induction_score(pattern: Tensor, rep_len: int) -> Tensor:
+    """Mean attention from each second-copy token to the token after its first copy: [head]."""
+    # BEGIN SOLUTION
+    dest = torch.arange(rep_len + 1, 2 * rep_len + 1, device=pattern.device)
+    return pattern[:, :, dest, dest - rep_len + 1].mean(dim=(0, 2))
+    # END SOLUTION
+    # STUB raise NotImplementedError("attention to p - rep_len + 1, averaged")
+
+# %%
+from mi_helpers.exercises import check_induction_score
+
+check_induction_score(induction_score)
+
+# %% [markdown]
 # ## 2. Composition, read from the weights
 # The score $\lVert W_{OV}^{\,\text{early}} M^{\text{late}} \rVert_F / (\lVert
 # W_{OV}^{\,\text{early}} \rVert_F \lVert M^{\text{late}} \rVert_F)$ with $M$ the late
@@ -135,6 +189,45 @@ for kind in pair:
 assert len(pair["K"]) >= 1, "no induction head after the previous-token head"
 assert (pair["K"] > pair["Q"]).all() and (pair["K"] > pair["V"]).all(), "keys read the previous-token head"
 assert (pair["K"] > 1.5 * baseline["K"]).all(), "...clearly more than chance"
+
+# %% [markdown]
+# ### Exercise 07.2: a K-composition score
+# **Difficulty** 3/5 · **Importance** 4/5 · **Time** about 15 min
+#
+# Write `k_composition_score(W_V_a, W_O_a, W_Q_b, W_K_b)` for an earlier head `a`
+# (`W_V_a` `[d_model, d_head]`, `W_O_a` `[d_head, d_model]`) and a later head `b`
+# (`W_Q_b`, `W_K_b` `[d_model, d_head]`), returning the score of the formula above as a
+# float: how much head `b`'s keys read what head `a` writes.
+#
+# <details><summary>Hint 1</summary>
+#
+# $W_{OV}^a = W_V^a W_O^a$ and $W_{QK}^b = W_Q^b (W_K^b)^T$, both `[d_model, d_model]`.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# Keys are the *second* factor of $W_{QK}$, so K-composition uses its transpose:
+# $\lVert W_{OV}^a (W_{QK}^b)^T \rVert_F / (\lVert W_{OV}^a \rVert_F \lVert W_{QK}^b
+# \rVert_F)$ (`torch.linalg.norm` or `.norm()` of a matrix is the Frobenius norm).
+# </details>
+
+# %%
+from torch import Tensor
+
+
+def k_composition_score(W_V_a: Tensor, W_O_a: Tensor, W_Q_b: Tensor, W_K_b: Tensor) -> float:
+    """|W_OV^a (W_QK^b)^T|_F / (|W_OV^a|_F |W_QK^b|_F)."""
+    # BEGIN SOLUTION
+    ov = W_V_a @ W_O_a
+    qk = W_Q_b @ W_K_b.T
+    return ((ov @ qk.T).norm() / (ov.norm() * qk.norm())).item()
+    # END SOLUTION
+    # STUB raise NotImplementedError("compose the OV and the transposed QK matrices")
+
+# %%
+from mi_helpers.exercises import check_k_composition
+
+check_k_composition(k_composition_score)
 
 # %% [markdown]
 # ## 3. Ablation: is the induction head necessary?
@@ -187,6 +280,45 @@ assert smallest > 2 * max(same_layer, default=0), "...more than twice any other 
 assert increase[prev_head] == increase[prev_head.layer].max(), "the costliest head of its layer"
 
 # %% [markdown]
+# ### Exercise 07.3: the loss where only induction helps
+# **Difficulty** 2/5 · **Importance** 3/5 · **Time** about 10 min
+#
+# Write `loss_on_repeat(logits, tokens, rep_len)` for sequences `BOS + r + r`: `logits`
+# `[batch, pos, d_vocab]`, `tokens` `[batch, pos]`. Return the mean next-token loss
+# (a scalar tensor) over the positions whose next token an induction head can predict,
+# as in `repeat_loss` above.
+#
+# <details><summary>Hint 1</summary>
+#
+# Position $p$ predicts token $p+1$. The first token of the second copy (position
+# `rep_len + 1`) is not predictable from what came before; the tokens after it are.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# Per-token losses `-logits[:, :-1].log_softmax(-1).gather(-1, tokens[:, 1:, None])`,
+# then positions `rep_len + 1` .. `2 * rep_len - 1`.
+# </details>
+
+# %%
+from torch import Tensor
+
+
+def loss_on_repeat(logits: Tensor, tokens: Tensor, rep_len: int) -> Tensor:
+    """Mean next-token loss on the predictable part of the second copy."""
+    # BEGIN SOLUTION
+    log_probs = logits[:, :-1].log_softmax(-1)
+    losses = -log_probs.gather(-1, tokens[:, 1:, None]).squeeze(-1)  # batch pos-1
+    return losses[:, rep_len + 1:2 * rep_len].mean()
+    # END SOLUTION
+    # STUB raise NotImplementedError("per-token losses, then the second copy's positions")
+
+# %%
+from mi_helpers.exercises import check_loss_on_repeat
+
+check_loss_on_repeat(loss_on_repeat)
+
+# %% [markdown]
 # ## 4. Path patching: through the keys
 # Clean: `BOS + r + r`; corrupted: `BOS + r' + r`, the *first* copy replaced by fresh
 # random tokens, so there is nothing to repeat. The metric is the mean log-probability of
@@ -227,3 +359,9 @@ assert path and path["k"].score.item() < path["q"].score.item() - 0.2, "through 
 # * Ablation also flags heads the two scores do not name (printed in section 3 with
 #   how much they attend to their own token): a circuit is rarely only the heads one
 #   went looking for.
+
+# %% [markdown]
+# ## Further reading
+# * [Elhage et al. (2021), *A Mathematical Framework for Transformer Circuits*](https://transformer-circuits.pub/2021/framework/index.html):
+#   induction heads and Q/K/V composition.
+# * [Olsson et al. (2022), *In-context Learning and Induction Heads*](https://arxiv.org/abs/2209.11895).

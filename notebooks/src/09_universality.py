@@ -22,6 +22,17 @@
 #    match closely;
 # 3. SAE latents match across seeds more often than neurons do.
 
+
+# %% [markdown]
+# **Learning objectives.** After this notebook you can
+# * compare circuits across models by per-head scores, and neurons by activation
+#   correlation on shared tokens (by hand in the exercises);
+# * read every match against a randomly initialised baseline;
+# * match SAE latents across models, and test whether one linear map aligns two residual streams.
+#
+# **Prerequisites:** notebooks 03 and 07; Pearson correlation, least squares.
+# **Time:** about 45 min to read and run, plus 30 min of exercises.
+
 # %% tags=["parameters"]
 MODEL = "zoo-2l"  # the reference model
 OTHERS = None  # models of the same architecture from other seeds (None: the defaults below)
@@ -162,6 +173,78 @@ for layer in range(reference.cfg.n_layers):
         assert fraction_above(neuron_best[name, layer], 0.5) > 3 * fraction_above(neuron_best["random", layer], 0.5)
 
 # %% [markdown]
+# ### Exercise 09.1: neuron-matching correlations
+# **Difficulty** 2/5 · **Importance** 5/5 · **Time** about 15 min
+#
+# Write `neuron_correlations(acts_a, acts_b)`: two models' neuron activations on the
+# same tokens, `[n, unit_a]` and `[n, unit_b]`; return the Pearson correlation of every
+# neuron of A with every neuron of B, `[unit_a, unit_b]`. A neuron that never varies
+# (a dead one) correlates 0 with everything, not NaN.
+#
+# <details><summary>Hint 1</summary>
+#
+# Centre each column over the tokens and divide it by its norm; then `a.T @ b` is the
+# matrix of correlations.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# A dead neuron's centred column is all zeros: divide by `norm.clamp_min(1e-12)`
+# instead of the norm. Float64 keeps long sums accurate.
+# </details>
+
+# %%
+from torch import Tensor
+
+
+def neuron_correlations(acts_a: Tensor, acts_b: Tensor) -> Tensor:
+    """Pearson correlation of every unit of A with every unit of B: [unit_a, unit_b]."""
+    # BEGIN SOLUTION
+    a = acts_a.double() - acts_a.double().mean(0)
+    b = acts_b.double() - acts_b.double().mean(0)
+    a = a / a.norm(dim=0).clamp_min(1e-12)
+    b = b / b.norm(dim=0).clamp_min(1e-12)
+    return (a.T @ b).float()
+    # END SOLUTION
+    # STUB raise NotImplementedError("centre, normalise each column, then A^T B")
+
+# %%
+from mi_helpers.exercises import check_neuron_correlations
+
+check_neuron_correlations(neuron_correlations)
+
+# %% [markdown]
+# ### Exercise 09.2: each neuron's best partner
+# **Difficulty** 1/5 · **Importance** 3/5 · **Time** about 5 min
+#
+# Write `best_partner(corr)` for a `[unit_a, unit_b]` correlation matrix: return
+# `(values, indices)`, both `[unit_a]`: for each neuron of A, its highest correlation
+# with any neuron of B and that neuron's index. A strong *negative* correlation is not a
+# match.
+#
+# <details><summary>Hint 1</summary>
+#
+# One row per neuron of A: the maximum over axis 1 (`corr.max(dim=1)` returns both).
+# </details>
+
+# %%
+from torch import Tensor
+
+
+def best_partner(corr: Tensor) -> tuple[Tensor, Tensor]:
+    """For each row, its largest entry and that entry's column: ([unit_a], [unit_a])."""
+    # BEGIN SOLUTION
+    best = corr.max(dim=1)
+    return best.values, best.indices
+    # END SOLUTION
+    # STUB raise NotImplementedError("the maximum of each row, and where it is")
+
+# %%
+from mi_helpers.exercises import check_best_partner
+
+check_best_partner(best_partner)
+
+# %% [markdown]
 # ## 3. Do SAE latents match better?
 # A TopK SAE (256 latents, k = 8) on each model's residual stream after layer 0, trained
 # live on 12k tokens (a few seconds each), then the same matching on held-out tokens.
@@ -270,6 +353,43 @@ for name in OTHERS:
         assert cos > shuffled + 0.2, f"after a {method} map, matched latents point alike"
 
 # %% [markdown]
+# ### Exercise 09.3: mean max cosine similarity
+# **Difficulty** 2/5 · **Importance** 3/5 · **Time** about 10 min
+#
+# How well does one set of directions (e.g. one SAE's decoder rows) cover another?
+# Write `mean_max_cosine(dirs_a, dirs_b)`: `[unit_a, d]` and `[unit_b, d]`; return, as a
+# float, the mean over A's directions of the largest cosine similarity with any of B's.
+# It is 1 when every direction of A has an exact match in B, whatever their lengths.
+#
+# <details><summary>Hint 1</summary>
+#
+# Normalise every row of both to unit length first; then `a @ b.T` holds all cosines.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# The maximum is over B (axis 1), the mean over A.
+# </details>
+
+# %%
+from torch import Tensor
+
+
+def mean_max_cosine(dirs_a: Tensor, dirs_b: Tensor) -> float:
+    """Mean over the rows of A of their best cosine similarity with a row of B."""
+    # BEGIN SOLUTION
+    a = dirs_a / dirs_a.norm(dim=1, keepdim=True)
+    b = dirs_b / dirs_b.norm(dim=1, keepdim=True)
+    return (a @ b.T).max(dim=1).values.mean().item()
+    # END SOLUTION
+    # STUB raise NotImplementedError("normalise, all cosines, best per row, mean")
+
+# %%
+from mi_helpers.exercises import check_mean_max_cosine
+
+check_mean_max_cosine(mean_max_cosine)
+
+# %% [markdown]
 # ## What we measured
 # * **Circuits recur**: every trained zoo model, all seeds and both sizes, has a
 #   previous-token head feeding a later induction head (section 1), and the random
@@ -288,3 +408,9 @@ for name in OTHERS:
 #   artefact of one near-empty direction. A random model's SAE also finds some matches
 #   (its residual stream still reflects the token embeddings), which is why the baseline
 #   row matters.
+# %% [markdown]
+# ## Further reading
+# * [Li et al. (2015), *Convergent Learning: Do different neural networks learn the same representations?*](https://arxiv.org/abs/1511.07543).
+# * [Olah et al. (2020), *Zoom In: An Introduction to Circuits*](https://distill.pub/2020/circuits/zoom-in/): the universality claim.
+# * [Gurnee et al. (2024), *Universal Neurons in GPT2 Language Models*](https://arxiv.org/abs/2401.12181).
+# * [Chughtai et al. (2023), *A Toy Model of Universality*](https://arxiv.org/abs/2302.03025).

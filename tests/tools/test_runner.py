@@ -73,6 +73,7 @@ def test_empty_selection_and_offline_hub_model_fail_before_running(tmp_path, mon
     ("07_induction_circuits.ipynb", "mean-ablating the previous-token head"),
     ("09_universality.ipynb", "random latents > 0.9"),
     ("10_subspaces_and_steering.ipynb", "steering at a cost of at most"),
+    ("12_your_experiment.ipynb", "layer-0 attention restores"),
 ])
 def test_notebooks_run_on_a_gpt2_architecture_model(gpt2_model_dir, gpt2_others, tmp_path,
                                                     notebook, reached):
