@@ -66,14 +66,16 @@ def edge_effects(result: SweepResult) -> Float[Tensor, "edge"]:
 
 
 def _graph(result: SweepResult) -> CircuitGraph:
-    edges = result.coords["edge"]
-    last = edges[-1].sender
-    n_layers = edges[-1].receiver.layer
-    heads = {e.sender.head for e in edges if e.sender.kind == "head"}
-    mlps = any(e.sender.kind == "mlp" for e in edges) or last.kind == "mlp"
-    channels = tuple(dict.fromkeys(e.channel for e in edges if e.receiver.kind == "head"))
-    graph = CircuitGraph(n_layers, max(heads) + 1, mlps=mlps, channels=channels or ("q", "k", "v"))
-    if graph.edges != list(edges):
+    """The circuit graph whose edges the sweep covers (all of them, in graph order)."""
+    edges = list(result.coords["edge"])
+    graph = None
+    if edges and edges[-1].receiver.kind == "logits":
+        heads = [n.head for e in edges for n in (e.sender, e.receiver) if n.kind == "head"]
+        channels = tuple(dict.fromkeys(e.channel for e in edges if e.receiver.kind == "head"))
+        if heads and channels:
+            graph = CircuitGraph(edges[-1].receiver.layer, max(heads) + 1, channels=channels,
+                                 mlps=any(e.sender.kind == "mlp" for e in edges))
+    if graph is None or graph.edges != edges:
         raise ValueError("the sweep's edges are not a whole circuit graph; select circuits "
                          "from a sweep over every edge")
     return graph
@@ -221,6 +223,6 @@ def spearman(a: Float[Tensor, "n"], b: Float[Tensor, "n"]) -> float:
 
 def _ranks(x: Tensor) -> Tensor:
     """Average ranks (0-based) of ``x``'s entries."""
-    values, inverse, counts = torch.unique(x, return_inverse=True, return_counts=True)
+    _, inverse, counts = torch.unique(x, return_inverse=True, return_counts=True)
     first = torch.cumsum(counts, 0) - counts
     return (first + (counts - 1) / 2).to(torch.float64)[inverse]

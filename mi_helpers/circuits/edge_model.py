@@ -307,7 +307,6 @@ class EdgeModel:
                 resid_mid.append(x)
             else:
                 finals.append(x)
-            return None
 
         finals: list[Tensor] = []
         logits = self.forward(embed, receive=record, senders=senders)

@@ -178,6 +178,19 @@ class CircuitGraph:
                 return node
         raise KeyError(f"no node named {name!r}; nodes look like 'embed', 'L0H1', 'MLP0', 'logits'")
 
+    def __eq__(self, other) -> bool:
+        """Graphs of the same shape are equal (their nodes and edges are the same)."""
+        if not isinstance(other, CircuitGraph):
+            return NotImplemented
+        return self._shape == other._shape
+
+    def __hash__(self) -> int:
+        return hash(self._shape)
+
+    @property
+    def _shape(self) -> tuple:
+        return self.n_layers, self.n_heads, self.mlps, self.channels
+
     def __repr__(self) -> str:
         return (f"CircuitGraph({self.n_layers} layers x {self.n_heads} heads, "
                 f"{'with' if self.mlps else 'no'} MLPs: {len(self.nodes)} nodes, "

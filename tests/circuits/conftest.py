@@ -9,6 +9,7 @@ from transformer_lens.tools.analysis import attribution_patching as tl_ap
 
 from mi_helpers import load_model
 from mi_helpers.core.graph import Edge, Node
+from mi_helpers.datasets import repeated_random_tokens
 
 
 @pytest.fixture(scope="session")
@@ -46,6 +47,20 @@ def make_pair(model, batch=3, n_pos=9, seed=0):
 
     def metric(logits):
         return (logits[:, -1, 5] - logits[:, -1, 7]).mean()
+
+    return clean, corrupted, metric
+
+
+def induction_pair(model):
+    """``BOS r r`` (clean) and ``BOS r' r`` (corrupted): the zoo model's induction heads
+    predict the second half only in the clean run. Metric: the log-probability of the
+    last token, predicted at the position before it."""
+    clean = repeated_random_tokens(model, rep_len=6, n_seqs=4, seed=0)
+    corrupted = clean.clone()
+    corrupted[:, 1:7] = repeated_random_tokens(model, rep_len=6, n_seqs=4, seed=1)[:, 1:7]
+
+    def metric(logits):
+        return logits[:, -2].log_softmax(-1).gather(-1, clean[:, -1:]).mean()
 
     return clean, corrupted, metric
 
@@ -103,5 +118,5 @@ def tl_edges_of(edges, n_layers, n_pos):
 def edge_tools():
     """The helpers above, for tests (test modules cannot import a conftest)."""
     from types import SimpleNamespace
-    return SimpleNamespace(make_pair=make_pair, aggregate_tl_edges=aggregate_tl_edges,
-                           tl_edges_of=tl_edges_of)
+    return SimpleNamespace(make_pair=make_pair, induction_pair=induction_pair,
+                           aggregate_tl_edges=aggregate_tl_edges, tl_edges_of=tl_edges_of)

@@ -38,3 +38,10 @@ def test_circuit_mask_round_trip():
         Circuit.from_mask(graph, mask[:-1])
     with pytest.raises(ValueError, match="boolean"):
         Circuit.from_mask(graph, mask.float())
+
+
+def test_graphs_of_one_shape_are_equal_so_their_circuits_compare():
+    a, b = CircuitGraph(2, 2), CircuitGraph(2, 2)
+    assert a == b and hash(a) == hash(b) and a != CircuitGraph(2, 2, mlps=False)
+    assert Circuit.from_edges(a, a.edges[:3]) == Circuit.from_edges(b, b.edges[:3])
+    assert Circuit.from_edges(a, a.edges[:3]) != Circuit.from_edges(b, b.edges[:4])
