@@ -9,7 +9,7 @@ from transformer_lens.tools.analysis import attribution_patching as tl_ap
 
 from mi_helpers import load_model
 from mi_helpers.core.graph import Edge, Node
-from mi_helpers.datasets import repeated_random_tokens
+from mi_helpers.datasets import repeats
 
 
 @pytest.fixture(scope="session")
@@ -52,17 +52,8 @@ def make_pair(model, batch=3, n_pos=9, seed=0):
 
 
 def induction_pair(model):
-    """``BOS r r`` (clean) and ``BOS r' r`` (corrupted): the zoo model's induction heads
-    predict the second half only in the clean run. Metric: the log-probability of the
-    last token, predicted at the position before it."""
-    clean = repeated_random_tokens(model, rep_len=6, n_seqs=4, seed=0)
-    corrupted = clean.clone()
-    corrupted[:, 1:7] = repeated_random_tokens(model, rep_len=6, n_seqs=4, seed=1)[:, 1:7]
-
-    def metric(logits):
-        return logits[:, -2].log_softmax(-1).gather(-1, clean[:, -1:]).mean()
-
-    return clean, corrupted, metric
+    """Four ``BOS r r`` prompts against ``BOS r' r`` (6 tokens per copy)."""
+    return repeats.induction_pair(model, rep_len=6, n_seqs=4, seed=0)
 
 
 def tl_node_to_ours(node, n_layers):
