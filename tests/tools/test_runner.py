@@ -47,6 +47,7 @@ def test_inject_needs_a_parameters_cell():
     ("05_activation_patching.ipynb", "cosine similarity of the tracing"),
     ("06_ioi_circuit.ipynb", "the reference check is skipped"),
     ("07_induction_circuits.ipynb", "mean-ablating the previous-token head"),
+    ("08_automated_discovery.ipynb", "timings are measured for zoo-4l by the benchmark script"),
     ("09_universality.ipynb", "random latents > 0.9"),
 ])
 def test_notebooks_run_on_a_gpt2_architecture_model(tiny_model_dir, tmp_path, notebook, reached):
