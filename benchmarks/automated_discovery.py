@@ -11,8 +11,9 @@ Writes ``data/automated_discovery/results.json`` (scalars, curves, ACDC circuits
 ``data/automated_discovery/zoo-4l-ioi-edges.safetensors`` (each method's edge effects),
 which notebook 08 loads.
 
-Usage: ``python benchmarks/automated_discovery.py [--threads 1]`` (about 7 minutes on
-one busy CPU core). Timings depend on the machine's load; the file records it.
+Usage: ``python benchmarks/automated_discovery.py [--threads 1]`` (about 10 minutes on
+one busy CPU core). Timings are medians of three runs, the methods taking turns; they
+depend on the machine's load, which the file records.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -59,8 +61,9 @@ def timed(fn, *args, **kwargs):
     return out, time.perf_counter() - start
 
 
-def score_edges(model, clean, corrupted, metric) -> tuple[dict, dict]:
-    """Every method's edge sweep (SweepResult) and its time in seconds."""
+def score_edges(model, clean, corrupted, metric, repeats: int = 3) -> tuple[dict, dict]:
+    """Every method's edge sweep (SweepResult) and its time in seconds: the median of
+    ``repeats`` runs, the methods taking turns (the load of a shared CPU drifts)."""
     steps = SETTINGS["ig_steps"]
     runs = {
         "exact (noise)": lambda: edge_patching(model, clean, corrupted, metric),
@@ -71,10 +74,15 @@ def score_edges(model, clean, corrupted, metric) -> tuple[dict, dict]:
         "EAP-IG activations": lambda: edge_attribution(model, clean, corrupted, metric,
                                                        ig_steps=steps, variant="activations"),
     }
-    results, seconds = {}, {}
-    for name, run in runs.items():
-        results[name], seconds[name] = timed(run)
-        print(f"  {name}: {seconds[name]:.1f} s", flush=True)
+    results, times = {}, {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            results[name], spent = timed(run)
+            times[name].append(spent)
+    seconds = {name: statistics.median(spent) for name, spent in times.items()}
+    for name, spent in times.items():
+        print(f"  {name}: median {seconds[name]:.1f} s of {[round(t, 1) for t in spent]}",
+              flush=True)
     return results, seconds
 
 
@@ -129,8 +137,8 @@ def acdc_runs(model, clean, corrupted, metric, dataset, seconds_exact: float) ->
     return runs
 
 
-def study(model, clean, corrupted, metric) -> tuple[dict, dict]:
-    results, seconds = score_edges(model, clean, corrupted, metric)
+def study(model, clean, corrupted, metric, repeats: int = 3) -> tuple[dict, dict]:
+    results, seconds = score_edges(model, clean, corrupted, metric, repeats)
     summary = {"clean": results["EAP"].clean, "corrupted": results["EAP"].corrupted,
                "n_edges": len(results["EAP"].coords["edge"]), "seconds": seconds,
                "time_vs_exact": {k: v / seconds["exact (noise)"] for k, v in seconds.items()},
@@ -160,7 +168,7 @@ def main() -> None:
               OUT / "zoo-4l-ioi-edges.safetensors")
     print("random-weights zoo-4l, same prompts", flush=True)
     control = random_like(model, seed=0)
-    report["ioi_random"], _ = study(control, clean, corrupted, metric)
+    report["ioi_random"], _ = study(control, clean, corrupted, metric, repeats=1)
     report["machine"]["load_average_end"] = os.getloadavg()
     (OUT / "results.json").write_text(json.dumps(report, indent=1))
     print(f"wrote {OUT / 'results.json'}")

@@ -40,13 +40,7 @@ from torch import Tensor
 
 from ..core.checks import as_tokens, check_positive
 from ..core.results import SweepResult
-from .edge_model import (
-    CHANNELS,
-    DEFAULT_MEMORY_BUDGET,
-    EdgeModel,
-    Stage,
-    copies_per_pass,
-)
+from .edge_model import CHANNELS, DEFAULT_MEMORY_BUDGET, EdgeModel, Stage, copies_per_pass
 from .edge_patching import edge_model
 from .patching import Metric, metric_value
 

@@ -96,7 +96,8 @@ def _unsupported(model) -> str | None:
     checks = [
         (getattr(cfg, "parallel_attn_mlp", False), "parallel attention and MLP blocks"),
         (getattr(cfg, "gated_mlp", False), "gated MLPs"),
-        (getattr(cfg, "n_key_value_heads", None) not in (None, cfg.n_heads), "grouped-query attention"),
+        (getattr(cfg, "n_key_value_heads", None) not in (None, cfg.n_heads),
+         "grouped-query attention"),
         (getattr(cfg, "use_local_attn", False), "local attention"),
         (getattr(cfg, "scale_attn_by_inverse_layer_idx", False), "layer-scaled attention"),
         (getattr(cfg, "positional_embedding_type", "standard") not in ("standard", "rotary"),
@@ -265,31 +266,31 @@ class EdgeModel:
         """
         graph = self.graph
         if stage.kind == "attn":
-            first, last = Node(stage.layer, "head", 0), Node(stage.layer, "head", self.cfg.n_heads - 1)
-            return slice(graph.edges_into(first, "q").start, graph.edges_into(last, "v").stop)
+            first = graph.edges_into(Node(stage.layer, "head", 0), CHANNELS[0])
+            last = graph.edges_into(Node(stage.layer, "head", self.cfg.n_heads - 1), CHANNELS[-1])
+            return slice(first.start, last.stop)
         node = Node(stage.layer, "mlp") if stage.kind == "mlp" else graph.nodes[-1]
         return graph.edges_into(node)
 
     def _run_state(self, tokens: Tensor) -> RunState:
         """Run ``tokens`` through the model (to read its embeddings and check our logits)
         and through this forward pass, caching what patching needs."""
-        names = [hook_name("embed")]
-        if hook_name("pos_embed") in self.model.hook_dict and self.cfg.positional_embedding_type != "rotary":
-            names.append(hook_name("pos_embed"))
         rotary = self.cfg.positional_embedding_type == "rotary"
-        if rotary:
-            names += ["blocks.0.attn.hook_cos", "blocks.0.attn.hook_sin"]
-        logits, cache = run_cached(self.model, tokens, names)
-        self.rotary = ((cache[names[-2]][:, :, None].detach(), cache[names[-1]][:, :, None].detach())
-                       if rotary else None)
-        embed = sum(cache[n] for n in names if "hook_cos" not in n and "hook_sin" not in n)
-        state = self._cache_run(embed.detach())
+        names = [hook_name("embed")]
+        if not rotary and hook_name("pos_embed") in self.model.hook_dict:
+            names.append(hook_name("pos_embed"))
+        angles = ["blocks.0.attn.hook_cos", "blocks.0.attn.hook_sin"] if rotary else []
+        if any(name not in self.model.hook_dict for name in angles):
+            raise ValueError("this rotary model does not expose its rotary angles "
+                             "(blocks.0.attn.hook_cos/hook_sin); edge-level methods need them")
+        logits, cache = run_cached(self.model, tokens, names + angles)
+        self.rotary = tuple(cache[name][:, :, None].detach() for name in angles) or None
+        state = self._cache_run(sum(cache[name] for name in names).detach())
         gap = (state.logits - logits).abs().max().item() / max(1.0, logits.abs().max().item())
         if gap > LOGIT_TOLERANCE:
             raise ValueError(f"the edge-level forward pass does not reproduce this model's logits "
                              f"(relative difference {gap:.2g} > {LOGIT_TOLERANCE}); its "
-                             f"architecture ({self.cfg.original_architecture or 'unknown'}) needs "
-                             f"support in mi_helpers.circuits.edge_model")
+                             f"architecture needs support in mi_helpers.circuits.edge_model")
         return state
 
     @torch.no_grad()

@@ -37,13 +37,7 @@ from tqdm.auto import tqdm
 from ..core.checks import as_tokens, check_same_shape
 from ..core.graph import Circuit, Edge
 from ..core.results import SweepResult
-from .edge_model import (
-    CHANNELS,
-    DEFAULT_MEMORY_BUDGET,
-    EdgeModel,
-    RunState,
-    copies_per_pass,
-)
+from .edge_model import CHANNELS, DEFAULT_MEMORY_BUDGET, EdgeModel, RunState, copies_per_pass
 from .patching import Metric, metric_value
 
 __all__ = ["edge_patching", "circuit_metrics", "edge_model", "metric_per_copy"]

@@ -2,17 +2,12 @@
 
 import pytest
 import torch
-from transformer_lens.tools.analysis.attribution_patching import (
-    EdgeAttributionConfig,
-    attribution_patch,
-)
+from transformer_lens.tools.analysis.attribution_patching import (EdgeAttributionConfig,
+                                                                  attribution_patch)
 
 from mi_helpers.circuits import edge_model as edge_model_module
-from mi_helpers.circuits.attribution import (
-    _activation_path_scores,
-    edge_attribution,
-    node_attribution,
-)
+from mi_helpers.circuits.attribution import (_activation_path_scores, edge_attribution,
+                                             node_attribution)
 from mi_helpers.circuits.edge_circuits import edge_effects
 from mi_helpers.circuits.edge_model import EdgeModel
 from mi_helpers.circuits.edge_patching import edge_model, edge_patching

@@ -3,16 +3,9 @@
 import pytest
 import torch
 
-from mi_helpers.circuits.edge_circuits import (
-    cpr_cmd,
-    edge_effects,
-    edges_above,
-    faithfulness_curves,
-    greedy_circuit,
-    select_circuit,
-    spearman,
-    top_edges,
-)
+from mi_helpers.circuits.edge_circuits import (cpr_cmd, edge_effects, edges_above,
+                                               faithfulness_curves, greedy_circuit, select_circuit,
+                                               spearman, top_edges)
 from mi_helpers.circuits.edge_patching import circuit_metrics, edge_patching
 from mi_helpers.core.graph import CircuitGraph
 from mi_helpers.core.results import SweepResult

@@ -2,18 +2,12 @@
 
 import pytest
 import torch
-from transformer_lens.tools.analysis.attribution_patching import (
-    faithfulness as tl_faithfulness,
-)
+from transformer_lens.tools.analysis.attribution_patching import faithfulness as tl_faithfulness
 
 from mi_helpers.circuits import edge_model as edge_model_module
 from mi_helpers.circuits.edge_model import EdgeModel
-from mi_helpers.circuits.edge_patching import (
-    circuit_metrics,
-    edge_model,
-    edge_patching,
-    metric_per_copy,
-)
+from mi_helpers.circuits.edge_patching import (circuit_metrics, edge_model, edge_patching,
+                                               metric_per_copy)
 from mi_helpers.core.graph import Circuit
 
 
