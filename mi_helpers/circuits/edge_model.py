@@ -21,6 +21,10 @@ reproduce fails loudly instead of giving wrong edges.
 
 Supported: sequential (not parallel) attention and MLP blocks, LayerNorm or RMSNorm,
 learned or rotary positions (GPT-2, GPT-NeoX/Pythia-style zoo models, ...).
+
+Memory: a pass holds copies of the batch. :func:`estimate_bytes` estimates one copy
+before any work, and :func:`copies_per_pass` fits as many as ``memory_budget`` allows,
+refusing (with the estimate) when even one does not fit.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from ..core.activations import run_cached
+from ..core.checks import check_positive
 from ..core.graph import CircuitGraph, Node
 from ..core.hooks import hook_name
 
@@ -400,6 +405,8 @@ def copies_per_pass(model, tokens: Tensor, kind: str, requested: int | None,
     """
     batch, n_pos = tokens.shape
     need = estimate_bytes(model, batch, n_pos, kind)
+    if requested is not None:
+        check_positive("patches per pass", requested, integer=True)
     copies = 1 if requested is None else requested
     if need * copies > memory_budget:
         more = "" if requested is None else ", fewer patches per pass"

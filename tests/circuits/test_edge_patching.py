@@ -89,6 +89,8 @@ def test_bad_input(tiny_model, edge_tools):
         edge_patching(tiny_model, clean, corrupted[:, :-1], metric)
     with pytest.raises(MemoryError, match=r"needs about .* GiB per pass .* memory_budget"):
         edge_patching(tiny_model, clean, corrupted, metric, memory_budget=1000)
+    with pytest.raises(ValueError, match="patches per pass must be > 0"):
+        edge_patching(tiny_model, clean, corrupted, metric, patches_per_pass=0)
     with pytest.raises(MemoryError, match="fewer patches per pass"):
         edge_patching(tiny_model, clean, corrupted, metric, patches_per_pass=10**6)
     with pytest.raises(ValueError, match="not in the graph"):
