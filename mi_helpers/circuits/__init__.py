@@ -9,10 +9,10 @@
 * :mod:`.head_scores`: previous-token, duplicate-token and induction scores;
 * :mod:`.ioi`: the IOI dataset, its ABC corruption and metrics;
 * circuits at scale, on the edges of :class:`~mi_helpers.core.graph.CircuitGraph`:
-  :mod:`.edge_model` (the forward pass over the graph), :mod:`.edge_patching` (exact
-  edge patching, the oracle), :mod:`.attribution` (attribution patching, EAP, EAP-IG),
-  :mod:`.acdc` (ACDC), :mod:`.edge_circuits` (choosing circuits, faithfulness curves,
-  MIB's CPR and CMD).
+  :mod:`.edge_model` (the forward pass over the graph; :mod:`.edge_memory`, how much a
+  pass holds), :mod:`.edge_patching` (exact edge patching, the oracle),
+  :mod:`.attribution` (attribution patching, EAP, EAP-IG), :mod:`.acdc` (ACDC),
+  :mod:`.edge_circuits` (choosing circuits, faithfulness curves, MIB's CPR and CMD).
 """
 
 from .ablation import ablation_patching, head_ablation_hooks, head_means

@@ -35,8 +35,9 @@ from tqdm.auto import tqdm
 from ..core.checks import as_tokens, check_positions
 from ..core.graph import Circuit, Node
 from ..core.metrics import kl_divergence
-from .edge_model import CHANNELS, DEFAULT_MEMORY_BUDGET, EdgeModel, copies_per_pass
-from .edge_patching import edge_model
+from .edge_memory import DEFAULT_MEMORY_BUDGET, copies_per_pass
+from .edge_model import CHANNELS, EdgeModel
+from .edge_patching import build_edge_model
 from .patching import Metric, metric_value
 
 __all__ = ["acdc"]
@@ -75,7 +76,7 @@ def acdc(model, clean: Sequence[str] | Int[Tensor, "batch pos"],
         raise ValueError(f"metric must be 'kl' or a callable task metric, not {metric!r}")
     tokens = as_tokens(model, clean)
     per_pass = copies_per_pass(model, tokens, "masked", patches_per_pass, memory_budget, "ACDC")
-    em, tokens = edge_model(model, tokens, corrupted)
+    em, tokens = build_edge_model(model, tokens, corrupted)
     score, change = _scorer(em, metric, check_positions(positions, *tokens.shape))
     graph = em.graph
     removed = torch.zeros(len(graph.edges), dtype=torch.bool)

@@ -40,8 +40,9 @@ from torch import Tensor
 
 from ..core.checks import as_tokens, check_positive
 from ..core.results import SweepResult
-from .edge_model import CHANNELS, DEFAULT_MEMORY_BUDGET, EdgeModel, Stage, copies_per_pass
-from .edge_patching import edge_model
+from .edge_memory import DEFAULT_MEMORY_BUDGET, copies_per_pass
+from .edge_model import CHANNELS, EdgeModel, Stage
+from .edge_patching import build_edge_model
 from .patching import Metric, metric_value
 
 __all__ = ["edge_attribution", "node_attribution", "VARIANTS"]
@@ -80,7 +81,7 @@ def edge_attribution(model, clean: Sequence[str] | Int[Tensor, "batch pos"],
     tokens = as_tokens(model, clean)
     per_pass = copies_per_pass(model, tokens, "gradient", steps_per_pass, memory_budget,
                                "edge attribution")
-    em, _ = edge_model(model, tokens, corrupted)
+    em, _ = build_edge_model(model, tokens, corrupted)
     alphas = torch.arange(ig_steps, dtype=em.clean.embed.dtype) / ig_steps
     if variant == "inputs" or ig_steps == 1:  # with one step both paths are the corrupted run
         scores = _input_path_scores(em, metric, alphas, per_pass)
@@ -104,7 +105,7 @@ def node_attribution(model, clean: Sequence[str] | Int[Tensor, "batch pos"],
     """
     tokens = as_tokens(model, clean)
     copies_per_pass(model, tokens, "gradient", 1, memory_budget, "node attribution")
-    em, _ = edge_model(model, tokens, corrupted)
+    em, _ = build_edge_model(model, tokens, corrupted)
     probes: dict[Stage, Tensor] = {}
 
     def send(stage: Stage, out: Tensor) -> Tensor:

@@ -34,8 +34,8 @@ from torch import Tensor
 
 from ..core.graph import Circuit, CircuitGraph
 from ..core.results import SweepResult
-from .edge_model import DEFAULT_MEMORY_BUDGET
-from .edge_patching import circuit_metrics, edge_model
+from .edge_memory import DEFAULT_MEMORY_BUDGET
+from .edge_patching import build_edge_model, circuit_metrics
 from .patching import Metric, metric_value
 
 __all__ = ["edge_effects", "top_edges", "edges_above", "greedy_circuit", "select_circuit",
@@ -199,7 +199,7 @@ def faithfulness_curves(model, clean, corrupted, metric: Metric, results: Sequen
     budgets = [float(b) for b in budgets]
     if not budgets or any(not 0 < b <= 1 for b in budgets):
         raise ValueError(f"budgets are fractions of the edges in (0, 1], got {budgets}")
-    em, _ = edge_model(model, clean, corrupted)
+    em, _ = build_edge_model(model, clean, corrupted)
     total = len(em.graph.edges)
     sizes = [int(b * total) for b in budgets]
     circuits = [select_circuit(r, n, selection, absolute=absolute) for r in results for n in sizes]

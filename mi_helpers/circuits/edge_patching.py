@@ -37,13 +37,14 @@ from tqdm.auto import tqdm
 from ..core.checks import as_tokens, check_same_shape
 from ..core.graph import Circuit, Edge
 from ..core.results import SweepResult
-from .edge_model import CHANNELS, DEFAULT_MEMORY_BUDGET, EdgeModel, RunState, copies_per_pass
+from .edge_memory import DEFAULT_MEMORY_BUDGET, copies_per_pass
+from .edge_model import CHANNELS, EdgeModel, RunState
 from .patching import Metric, metric_value
 
-__all__ = ["edge_patching", "circuit_metrics", "edge_model", "metric_per_copy"]
+__all__ = ["edge_patching", "circuit_metrics", "build_edge_model", "metric_per_copy"]
 
 
-def edge_model(model, clean, corrupted) -> tuple[EdgeModel, Tensor]:
+def build_edge_model(model, clean, corrupted) -> tuple[EdgeModel, Tensor]:
     """Checked tokens and the :class:`EdgeModel` of a clean/corrupted pair.
 
     Raises:
@@ -89,7 +90,7 @@ def edge_patching(model, clean: Sequence[str] | Int[Tensor, "batch pos"],
     tokens = as_tokens(model, clean)
     per_pass = copies_per_pass(model, tokens, "sweep", patches_per_pass, memory_budget,
                                "exact edge patching")
-    em, tokens = edge_model(model, tokens, corrupted)
+    em, tokens = build_edge_model(model, tokens, corrupted)
     graph = em.graph
     wanted = range(len(graph.edges)) if edges is None else [_edge_index(graph, e) for e in edges]
     base, other = (em.clean, em.corrupted) if mode == "noise" else (em.corrupted, em.clean)
@@ -172,7 +173,7 @@ def circuit_metrics(model, clean: Sequence[str] | Int[Tensor, "batch pos"],
     tokens = as_tokens(model, clean)
     per_pass = copies_per_pass(model, tokens, "masked", patches_per_pass, memory_budget,
                                "circuit evaluation")
-    em = engine if engine is not None else edge_model(model, tokens, corrupted)[0]
+    em = engine if engine is not None else build_edge_model(model, tokens, corrupted)[0]
     masks = []
     for circuit in circuits:
         if not isinstance(circuit, Circuit) or _shape(circuit.graph) != _shape(em.graph):

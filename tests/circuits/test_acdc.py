@@ -5,7 +5,7 @@ import torch
 
 from mi_helpers import load_model
 from mi_helpers.circuits.acdc import acdc
-from mi_helpers.circuits.edge_patching import circuit_metrics, edge_model
+from mi_helpers.circuits.edge_patching import build_edge_model, circuit_metrics
 from mi_helpers.core.metrics import kl_divergence
 
 PLANTED_HEADS = {(0, 1), (1, 2)}
@@ -55,7 +55,7 @@ def test_acdc_finds_the_planted_circuit(planted, edge_tools):
     assert circuit.edges <= possible, sorted(e.name for e in circuit.edges - possible)
     assert graph.node("L1H2") in circuit.nodes and graph.node("embed") in circuit.nodes
     # each removal raised the KL by less than tau, and only planted edges can raise it
-    em, _ = edge_model(planted, clean, corrupted)
+    em, _ = build_edge_model(planted, clean, corrupted)
     logits = em.patched_logits((~circuit.mask).float()[None])
     kl = kl_divergence(em.clean.logits[:, -1], logits[:, -1]).mean().item()
     assert kl < tau * len(possible - circuit.edges) + 1e-6

@@ -10,7 +10,7 @@ from mi_helpers.circuits.attribution import (_activation_path_scores, edge_attri
                                              node_attribution)
 from mi_helpers.circuits.edge_circuits import edge_effects
 from mi_helpers.circuits.edge_model import EdgeModel
-from mi_helpers.circuits.edge_patching import edge_model, edge_patching
+from mi_helpers.circuits.edge_patching import build_edge_model, edge_patching
 from mi_helpers.core.graph import Node
 
 
@@ -28,7 +28,7 @@ def test_eap_agrees_with_transformer_lens(model, edge_tools):
     ours = edge_attribution(model, clean, corrupted, metric)
     theirs = attribution_patch(model, clean, corrupted, metric,
                                EdgeAttributionConfig(granularity="edge"))
-    graph = edge_model(model, clean, corrupted)[0].graph
+    graph = build_edge_model(model, clean, corrupted)[0].graph
     expected = edge_tools.aggregate_tl_edges(theirs.edge_scores, graph)
     assert ours.method == "EAP (denoise)"
     assert torch.allclose(edge_effects(ours), expected, atol=1e-5)
@@ -51,7 +51,7 @@ def test_node_attribution_agrees_with_transformer_lens_and_sums_edges(model, edg
     edges = edge_effects(edge_attribution(model, clean, corrupted, metric))
     senders = nodes.coords["node"]
     per_sender = torch.zeros(len(senders), dtype=torch.float64)
-    for edge, value in zip(edge_model(model, clean, corrupted)[0].graph.edges, edges):
+    for edge, value in zip(build_edge_model(model, clean, corrupted)[0].graph.edges, edges):
         per_sender[senders.index(edge.sender)] += value
     assert torch.allclose(per_sender, scores, atol=1e-5)
 
@@ -77,7 +77,7 @@ def test_eap_is_exact_where_the_metric_is_linear_in_the_edge(model, edge_tools, 
     clean, corrupted, metric = edge_tools.make_pair(model)
     eap = edge_effects(edge_attribution(model, clean, corrupted, metric))
     exact = edge_effects(edge_patching(model, clean, corrupted, metric, mode="denoise"))
-    graph = edge_model(model, clean, corrupted)[0].graph
+    graph = build_edge_model(model, clean, corrupted)[0].graph
     last = graph.n_layers - 1
     linear = torch.tensor([e.receiver.kind == "logits" or
                            (e.receiver.layer == last and e.channel == "v") for e in graph.edges])
@@ -93,7 +93,7 @@ def test_summed_edge_scores_are_the_first_order_change_of_the_metric(model, edge
     with a hook on the model itself."""
     clean, corrupted, metric = edge_tools.make_pair(model)
     eap = edge_effects(edge_attribution(model, clean, corrupted, metric))
-    graph = edge_model(model, clean, corrupted)[0].graph
+    graph = build_edge_model(model, clean, corrupted)[0].graph
     into_logits = graph.edges_into(graph.nodes[-1])
     name = f"blocks.{model.cfg.n_layers - 1}.hook_resid_post"
     with torch.no_grad():
@@ -112,7 +112,7 @@ def test_one_ig_step_is_eap_for_both_variants(model, edge_tools):
     eap = edge_attribution(model, clean, corrupted, metric)
     inputs = edge_attribution(model, clean, corrupted, metric, ig_steps=1, variant="inputs")
     assert torch.equal(inputs.values, eap.values)
-    em, _ = edge_model(model, clean, corrupted)  # the activations code path, one step
+    em, _ = build_edge_model(model, clean, corrupted)  # the activations code path, one step
     activations = _activation_path_scores(em, metric, torch.zeros(1), per_pass=1)
     assert torch.allclose(activations.double(), edge_effects(eap), atol=1e-6)
 
@@ -125,7 +125,7 @@ def test_ig_on_activations_adds_up_to_each_group_s_patching_effect(zoo2l, edge_t
     result = edge_attribution(zoo2l, clean, corrupted, metric, ig_steps=64,
                               variant="activations")
     scores = edge_effects(result)
-    em, _ = edge_model(zoo2l, clean, corrupted)
+    em, _ = build_edge_model(zoo2l, clean, corrupted)
     senders = torch.tensor([em.slots[e.sender] for e in em.graph.edges])
     base = metric(em.corrupted.logits).item()
     gaps = []

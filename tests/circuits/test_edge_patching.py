@@ -6,7 +6,7 @@ from transformer_lens.tools.analysis.attribution_patching import faithfulness as
 
 from mi_helpers.circuits import edge_model as edge_model_module
 from mi_helpers.circuits.edge_model import EdgeModel
-from mi_helpers.circuits.edge_patching import (circuit_metrics, edge_model, edge_patching,
+from mi_helpers.circuits.edge_patching import (build_edge_model, circuit_metrics, edge_patching,
                                                metric_per_copy)
 from mi_helpers.core.graph import Circuit
 
@@ -19,7 +19,7 @@ def model(request):
 
 def test_full_and_empty_circuits_are_the_clean_and_corrupted_runs(model, edge_tools):
     clean, corrupted, metric = edge_tools.make_pair(model)
-    em, _ = edge_model(model, clean, corrupted)
+    em, _ = build_edge_model(model, clean, corrupted)
     with torch.no_grad():
         clean_logits, corrupted_logits = model(clean), model(corrupted)
     n = len(em.graph.edges)
@@ -44,7 +44,7 @@ def test_the_batched_sweep_matches_one_edge_per_pass_and_the_general_patcher(mod
                            edges=[graph[i] for i in picks])
     assert torch.allclose(single.values[picks], batched.values[picks], atol=1e-5)
     assert single.values.isnan().sum() == len(graph) - 30
-    em, _ = edge_model(model, clean, corrupted)
+    em, _ = build_edge_model(model, clean, corrupted)
     onehot = torch.zeros(30, len(graph))
     onehot[torch.arange(30), picks] = 1
     general = metric_per_copy(metric, em.patched_logits(onehot), len(clean))
@@ -68,7 +68,7 @@ def test_circuit_metrics_agree_with_transformer_lens_faithfulness(model, edge_to
     corrupted run's writer outputs; our edges sum over positions, so a circuit of ours
     is the same circuit at every position."""
     clean, corrupted, metric = edge_tools.make_pair(model, batch=1)
-    em, _ = edge_model(model, clean, corrupted)
+    em, _ = build_edge_model(model, clean, corrupted)
     graph = em.graph
     gen = torch.Generator().manual_seed(1)
     keep = torch.rand(len(graph.edges), generator=gen) < 0.5
@@ -94,7 +94,7 @@ def test_bad_input(tiny_model, edge_tools):
     with pytest.raises(MemoryError, match="fewer patches per pass"):
         edge_patching(tiny_model, clean, corrupted, metric, patches_per_pass=10**6)
     with pytest.raises(ValueError, match="not in the graph"):
-        other = edge_model(tiny_model, clean, corrupted)[0].graph.edges[0]
+        other = build_edge_model(tiny_model, clean, corrupted)[0].graph.edges[0]
         edge_patching(tiny_model, clean, corrupted, metric,
                       edges=[type(other)(other.receiver, other.sender)])
 
