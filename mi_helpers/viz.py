@@ -33,7 +33,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-__all__ = ["attention_heads", "plot_attention", "heatmap", "embed_mode", "CircuitsVisHTML"]
+__all__ = ["attention_heads", "plot_attention", "heatmap", "plot_circuit", "embed_mode",
+           "CircuitsVisHTML"]
 
 CDN_HOST = "unpkg.com"
 TRANSPORT = 'data-mi-viz="transport"'  # marks the scripts that load and render the JavaScript
@@ -225,3 +226,54 @@ def _ticks(set_ticks, n: int, labels: list[str] | None, rotate: bool) -> None:
         return
     step = 1 if n <= 32 else -(-n // 16)
     set_ticks(range(0, n, step), [str(i) for i in range(0, n, step)])
+
+
+CHANNEL_COLOURS = {"q": "tab:blue", "k": "tab:green", "v": "tab:red", "in": "0.35"}
+
+
+def plot_circuit(circuit, effects: Float[Tensor, "edge"] | None = None, title: str = "", ax=None):
+    """Draw a :class:`~mi_helpers.core.graph.Circuit` with matplotlib, layer by layer.
+
+    The embeddings sit at the bottom and the logits at the top; each layer's heads form
+    a row with the MLP just above them. Edges are coloured by the receiver's input
+    (query blue, key green, value red, MLP or logits grey) and, with ``effects`` (one per
+    edge of the graph, e.g. :func:`~mi_helpers.circuits.edge_effects`), drawn with a
+    width proportional to ``|effect|``. Nodes outside the circuit are faint. Returns
+    the axes.
+    """
+    graph = circuit.graph
+    n_heads = graph.n_heads
+    place = {}
+    for node in graph.nodes:
+        if node.kind == "head":
+            place[node] = (node.head - (n_heads - 1) / 2, 2 * node.layer + 1)
+        elif node.kind == "mlp":
+            place[node] = (0.0, 2 * node.layer + 2)  # between its layer's heads and the next
+        else:
+            place[node] = (0.0, 0 if node.kind == "embed" else 2 * graph.n_layers + 1)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(5.0, 0.8 * n_heads + 2), 1.1 * graph.n_layers + 2.5))
+    widest = 1.0
+    if effects is not None:
+        effects = torch.as_tensor(effects).detach().abs().float().cpu()
+        if circuit.edges:
+            widest = effects[[graph.edge_index[e] for e in circuit.edges]].max().item() or 1.0
+    for edge in sorted(circuit.edges, key=lambda e: graph.edge_index[e]):
+        (x0, y0), (x1, y1) = place[edge.sender], place[edge.receiver]
+        width = 1.2 if effects is None else 0.3 + 3.5 * effects[graph.edge_index[edge]] / widest
+        ax.annotate("", (x1, y1 - 0.18), (x0, y0 + 0.18), arrowprops={
+            "arrowstyle": "-|>", "color": CHANNEL_COLOURS[edge.channel], "lw": float(width),
+            "alpha": 0.7, "shrinkA": 0, "shrinkB": 0, "connectionstyle": "arc3,rad=0.08"})
+    kept = set(circuit.nodes)
+    for node, (x, y) in place.items():
+        ax.text(x, y, node.name, ha="center", va="center", fontsize=8,
+                alpha=1.0 if node in kept else 0.25,
+                bbox={"boxstyle": "round,pad=0.25", "fc": "white",
+                      "ec": "black" if node in kept else "0.8"})
+    handles = [plt.Line2D([], [], color=c, label=name) for name, c in CHANNEL_COLOURS.items()]
+    ax.legend(handles=handles, title="input", loc="upper left", fontsize=7, title_fontsize=7)
+    ax.set_xlim(-(n_heads + 1) / 2, (n_heads + 1) / 2)
+    ax.set_ylim(-0.8, 2 * graph.n_layers + 1.8)
+    ax.axis("off")
+    ax.set_title(title or f"{len(circuit)} of {len(graph.edges)} edges")
+    return ax

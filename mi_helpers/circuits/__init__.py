@@ -7,11 +7,23 @@
 * :mod:`.evaluation`: faithfulness, completeness, minimality of a circuit;
 * :mod:`.composition`: Q/K/V composition scores from the weights;
 * :mod:`.head_scores`: previous-token, duplicate-token and induction scores;
-* :mod:`.ioi`: the IOI dataset, its ABC corruption and metrics.
+* :mod:`.ioi`: the IOI dataset, its ABC corruption and metrics;
+* circuits at scale, on the edges of :class:`~mi_helpers.core.graph.CircuitGraph`:
+  :mod:`.edge_model` (the forward pass over the graph; :mod:`.edge_memory`, how much a
+  pass holds), :mod:`.edge_patching` (exact edge patching, the oracle),
+  :mod:`.attribution` (attribution patching, EAP, EAP-IG), :mod:`.acdc` (ACDC),
+  :mod:`.edge_circuits` (choosing circuits, faithfulness curves, MIB's CPR and CMD).
 """
 
 from .ablation import ablation_patching, head_ablation_hooks, head_means
+from .acdc import acdc
+from .attribution import edge_attribution, node_attribution
 from .composition import composition_baseline, composition_scores
+from .edge_circuits import (MIB_BUDGETS, FaithfulnessCurve, cpr_cmd, edge_effects, edges_above,
+                            faithfulness_curves, greedy_circuit, select_circuit, spearman,
+                            top_edges)
+from .edge_model import EdgeModel
+from .edge_patching import circuit_metrics, edge_patching
 from .evaluation import CircuitEvaluator, completeness, faithfulness, minimality
 from .head_scores import attention_patterns, head_scores, offset_score
 from .ioi import IOIDataset, abc_corruption, evaluate_ioi, ioi_dataset
@@ -28,4 +40,8 @@ __all__ = [
     "composition_scores", "composition_baseline",
     "head_scores", "attention_patterns", "offset_score",
     "IOIDataset", "ioi_dataset", "abc_corruption", "evaluate_ioi",
+    "EdgeModel", "edge_patching", "circuit_metrics",
+    "edge_attribution", "node_attribution", "acdc",
+    "edge_effects", "top_edges", "edges_above", "greedy_circuit", "select_circuit",
+    "FaithfulnessCurve", "faithfulness_curves", "cpr_cmd", "spearman", "MIB_BUDGETS",
 ]

@@ -23,6 +23,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
+import torch
+from torch import Tensor
+
 from .heads import Head
 
 __all__ = ["Node", "Edge", "CircuitGraph", "Circuit"]
@@ -131,6 +134,33 @@ class CircuitGraph:
         """Each edge's position in :attr:`edges` (to index a ``[edge]`` score tensor)."""
         return {edge: i for i, edge in enumerate(self.edges)}
 
+    @cached_property
+    def senders(self) -> list[Node]:
+        """The nodes that write into the residual stream (every node but the logits)."""
+        return self.nodes[:-1]
+
+    @cached_property
+    def _input_slices(self) -> dict[tuple[Node, str], slice]:
+        slices, start = {}, 0
+        for receiver in self.nodes[1:]:
+            n = len(self.senders_of(receiver))
+            for channel in (self.channels if receiver.kind == "head" else ("in",)):
+                slices[receiver, channel] = slice(start, start + n)
+                start += n
+        return slices
+
+    def edges_into(self, receiver: Node, channel: str = "in") -> slice:
+        """Where the edges into ``receiver``'s ``channel`` sit in :attr:`edges` (a slice).
+
+        Edges are ordered by receiver, then channel, then sender, so the edges into one
+        input are contiguous and their senders are :meth:`senders_of` the receiver.
+        """
+        try:
+            return self._input_slices[receiver, channel]
+        except KeyError:
+            raise KeyError(f"{receiver.name} has no input {channel!r} in this graph; heads "
+                           f"read {self.channels}, MLPs and the logits read 'in'") from None
+
     def senders_of(self, receiver: Node) -> list[Node]:
         """The nodes whose output ``receiver`` reads, in flow order."""
         def before(node: Node) -> bool:
@@ -147,6 +177,19 @@ class CircuitGraph:
             if node.name == name:
                 return node
         raise KeyError(f"no node named {name!r}; nodes look like 'embed', 'L0H1', 'MLP0', 'logits'")
+
+    def __eq__(self, other) -> bool:
+        """Graphs of the same shape are equal (their nodes and edges are the same)."""
+        if not isinstance(other, CircuitGraph):
+            return NotImplemented
+        return self._shape == other._shape
+
+    def __hash__(self) -> int:
+        return hash(self._shape)
+
+    @property
+    def _shape(self) -> tuple:
+        return self.n_layers, self.n_heads, self.mlps, self.channels
 
     def __repr__(self) -> str:
         return (f"CircuitGraph({self.n_layers} layers x {self.n_heads} heads, "
@@ -184,6 +227,23 @@ class Circuit:
         keep = kept | {n for n in graph.nodes if n.kind != "head"}
         return cls(graph, frozenset(e for e in graph.edges
                                     if e.sender in keep and e.receiver in keep))
+
+    @classmethod
+    def from_mask(cls, graph: CircuitGraph, mask: Tensor) -> Circuit:
+        """The edges where ``mask`` (a ``[edge]`` boolean tensor in graph order) is True."""
+        mask = torch.as_tensor(mask)
+        if mask.shape != (len(graph.edges),) or mask.dtype != torch.bool:
+            raise ValueError(f"a mask is a boolean tensor with one entry per edge "
+                             f"({len(graph.edges)}), got dtype {mask.dtype}, shape "
+                             f"{tuple(mask.shape)}")
+        return cls(graph, frozenset(graph.edges[i] for i in mask.nonzero().flatten().tolist()))
+
+    @property
+    def mask(self) -> Tensor:
+        """A ``[edge]`` boolean tensor, True for the circuit's edges (graph order)."""
+        mask = torch.zeros(len(self.graph.edges), dtype=torch.bool)
+        mask[[self.graph.edge_index[e] for e in self.edges]] = True
+        return mask
 
     @property
     def nodes(self) -> list[Node]:

@@ -7,13 +7,15 @@ in-context copying can predict the second copy, so head scores
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
-from jaxtyping import Int
+from jaxtyping import Float, Int
 from torch import Tensor
 
 from ..core.checks import check_positive
 
-__all__ = ["repeat_block", "repeated_random_tokens"]
+__all__ = ["repeat_block", "repeated_random_tokens", "induction_pair"]
 
 
 def repeat_block(allowed_ids: Int[Tensor, "n_allowed"], bos_id: int, rep_len: int,
@@ -43,3 +45,29 @@ def repeated_random_tokens(model, rep_len: int, n_seqs: int = 64,
     allowed = torch.tensor([i for i in range(model.cfg.d_vocab) if i not in special])
     tokens = repeat_block(allowed, model.tokenizer.bos_token_id, rep_len, n_seqs, seed)
     return tokens.to(model.cfg.device)
+
+
+def induction_pair(model, rep_len: int, n_seqs: int = 32, seed: int = 0
+                   ) -> tuple[Int[Tensor, "batch pos"], Int[Tensor, "batch pos"], Callable]:
+    """Clean ``BOS + r + r`` and corrupted ``BOS + r' + r`` prompts, and an induction metric.
+
+    In the corrupted prompts the first copy is replaced by other random tokens, so only
+    in the clean ones can the second copy be predicted by copying. The metric is the
+    mean log-probability of each token of the second copy (after its first token),
+    predicted at the position before it: high when induction works.
+
+    Returns:
+        ``(clean, corrupted, metric)``; ``metric`` maps logits ``[batch, pos, d_vocab]``
+        to a scalar tensor.
+    """
+    clean = repeated_random_tokens(model, rep_len, n_seqs, seed)
+    corrupted = clean.clone()
+    corrupted[:, 1:rep_len + 1] = repeated_random_tokens(model, rep_len, n_seqs, seed + 1)[
+        :, 1:rep_len + 1]
+    targets = clean[:, rep_len + 2:]  # the second copy, from its second token
+
+    def metric(logits: Float[Tensor, "batch pos d_vocab"]) -> Float[Tensor, ""]:
+        log_probs = logits[:, rep_len + 1:-1].log_softmax(-1)
+        return log_probs.gather(-1, targets[..., None].to(logits.device)).mean()
+
+    return clean, corrupted, metric
