@@ -98,6 +98,17 @@ def _resume(folder: Path, steps: int, model, opt, sched, sampler, recorder) -> t
     return saved["step"], saved["extra"]["log"]
 
 
+def _train_step(model, opt, sched, batch, step: int) -> torch.Tensor:
+    """One AdamW step on ``batch`` (gradients clipped to norm 1); the batch's loss."""
+    loss = model(batch, attention_mask=torch.ones_like(batch), labels=batch).loss
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"loss became {loss.item()} at step {step}; nothing saved")
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step(), sched.step(), opt.zero_grad(set_to_none=True)
+    return loss
+
+
 def train_model(spec: ZooSpec, out_dir: Path, steps: int | None = None,
                 eval_every: int = 250, progress: bool = True, *,
                 checkpoint_every: int | None = None, checkpoints: Path | None = None,
@@ -134,12 +145,7 @@ def train_model(spec: ZooSpec, out_dir: Path, steps: int | None = None,
     bar = tqdm(range(first, steps), desc=f"train {spec.name}", disable=not progress)
     for step in bar:
         batch = sampler.batch(spec.batch_size, phase_at(spec.phases, step / steps))
-        loss = model(batch, attention_mask=torch.ones_like(batch), labels=batch).loss
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss became {loss.item()} at step {step}; nothing saved")
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step(), sched.step(), opt.zero_grad(set_to_none=True)
+        loss = _train_step(model, opt, sched, batch, step)
         done = step + 1
         if recorder is not None:
             recorder.maybe_record(done, model, train_loss=loss.item())
