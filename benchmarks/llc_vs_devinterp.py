@@ -49,5 +49,6 @@ ours = estimate_llc(Point(), loss_fn, lambda: iter([None]), n=1000, steps=STEPS,
 diff = (ours.losses[0] - theirs).abs().max().item()
 llc_theirs = NBETA * theirs[100:].mean().item()
 print(f"max |loss difference| over {STEPS} steps: {diff:.1e}")
-print(f"LLC ours {ours.llc:.4f}, devinterp's chain {llc_theirs:.4f} (expected about 25 * 0.75 = 18.75)")
+print(f"LLC ours {ours.llc:.4f}, devinterp's chain {llc_theirs:.4f} "
+      "(the true LLC is 25 * 0.75 = 18.75)")
 assert diff < 1e-4 and abs(ours.llc - llc_theirs) < 1e-3

@@ -87,7 +87,8 @@ def _induction(args) -> None:
 
 
 def _grokking(args) -> None:
-    config = GrokkingConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(GrokkingConfig)})
+    fields = dataclasses.fields(GrokkingConfig)
+    config = GrokkingConfig(**{f.name: getattr(args, f.name) for f in fields})
     _, recorder, _ = train_grokking(config)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     recorder.save(args.out)

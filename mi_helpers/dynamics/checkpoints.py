@@ -175,7 +175,8 @@ def _optimizer_state(tensors: dict[str, torch.Tensor], groups: list[dict]) -> di
         _, index, name = key.split(".", 2)
         state.setdefault(int(index), {})[name] = value
     for group in groups:  # JSON turned tuples such as AdamW's betas into lists
-        group.update({k: tuple(v) for k, v in group.items() if k != "params" and isinstance(v, list)})
+        group.update({k: tuple(v) for k, v in group.items()
+                      if k != "params" and isinstance(v, list)})
     return {"state": state, "param_groups": groups}
 
 

@@ -99,7 +99,8 @@ def estimate_llc(model: torch.nn.Module, loss_fn: LossFn, batches: Callable[[], 
         inits.append(init)
     losses = torch.stack(losses)
     init_loss = sum(inits) / len(inits)
-    per_chain = [n_beta * (chain[burn_in:].mean().item() - init) for chain, init in zip(losses, inits)]
+    per_chain = [n_beta * (chain[burn_in:].mean().item() - init)
+                 for chain, init in zip(losses, inits)]
     return LLCEstimate(sum(per_chain) / n_chains, per_chain, init_loss, losses, n_beta)
 
 

@@ -102,7 +102,7 @@ class OneLayerTransformer(nn.Module):
 
 
 def fourier_basis(p: int) -> Float[Tensor, "p p"]:
-    """Orthonormal rows: the constant, then ``cos(2 pi k x / p)``, ``sin(...)`` for ``k = 1, 2, ...``.
+    """Orthonormal rows: the constant, then ``cos(2 pi k x / p)`` and ``sin(...)`` for each ``k``.
 
     For odd ``p`` there are ``(p - 1) / 2`` frequencies; for even ``p`` the last row is
     the alternating ``cos(pi x)``.

@@ -125,8 +125,9 @@ def train_model(spec: ZooSpec, out_dir: Path, steps: int | None = None,
             end) under ``checkpoints`` (default ``out_dir/checkpoints``), one folder per step.
         resume_from: a checkpoint folder of this run to continue from; the steps after
             it are those of an uninterrupted run.
-        recorder: a :class:`~mi_helpers.dynamics.Recorder` called with the model after
-            every step (and at step 0), with ``train_loss`` of the step's batch.
+        recorder: a :class:`~mi_helpers.dynamics.Recorder` that measures the model at
+            step 0, every ``recorder.every`` steps and at the end, with ``train_loss`` of
+            the step's batch.
 
     Returns:
         The training record: seed, steps, tokens seen, wall and CPU time of this call (the
@@ -147,8 +148,8 @@ def train_model(spec: ZooSpec, out_dir: Path, steps: int | None = None,
         batch = sampler.batch(spec.batch_size, phase_at(spec.phases, step / steps))
         loss = _train_step(model, opt, sched, batch, step)
         done = step + 1
-        if recorder is not None:
-            recorder.maybe_record(done, model, train_loss=loss.item())
+        if recorder is not None and (recorder.due(done) or done == steps):
+            recorder.record(done, model, train_loss=loss.item())
         if done % eval_every == 0 or done == steps:
             induction, previous = quick_head_scores(model.eval(), sampler, rep_len=20)
             model.train()

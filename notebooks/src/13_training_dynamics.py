@@ -184,7 +184,7 @@ assert icl[before].min() > -0.1 and icl[-1] < -0.5, "ICL score: about 0 before, 
 # previous-token head, removing that head alone should break them.
 
 # %%
-after_dir = run_dir / f"step-{int(steps[-1]):06d}"
+after_dir = run_dir / f"step-{spec.steps:06d}"  # the last checkpoint
 model = load_model(str(after_dir), device="cpu")
 REP_LEN = 25
 tokens = repeated_random_tokens(model, rep_len=REP_LEN, n_seqs=64, seed=2)
@@ -297,7 +297,8 @@ plt.tight_layout()
 plt.show()
 
 # %%
-print(f"train accuracy first 1.0 at step {memorised}, test accuracy then {test_at_memorised:.2f}")
+print(f"train accuracy first 1.0 at step {memorised}, test accuracy then "
+      f"{'-' if test_at_memorised is None else round(test_at_memorised, 3)}")
 print(f"test accuracy first >= 0.95 at step {grokked}; at the end {test_acc[-1]:.3f}")
 
 # %%
@@ -366,7 +367,7 @@ assert plain.series("train_accuracy")[-1] == 1.0 and plain_test.max() < 0.5, "me
 
 # %% [markdown]
 # ## 5. The local learning coefficient across the phase change
-# At each checkpoint of the induction run we sample weights near the checkpoint by SGLD
+# At each checkpoint of the committed induction run we sample weights near the checkpoint by SGLD
 # and measure how much the loss rises on average: `LLC = n beta (E[L(w)] - L(w*))`.
 # Flat directions add little, so a model whose loss does not depend on most of its weights
 # has a small LLC. The estimates below were computed by the command printed with them
@@ -375,6 +376,9 @@ assert plain.series("train_accuracy")[-1] == 1.0 and plain_test.max() < 0.5, "me
 
 # %%
 llc = json.loads((RUNS_DIR / spec.name / "llc.json").read_text())
+committed = Recorder.load(RUNS_DIR / spec.name / "record.json") if TRAIN_HERE else recorder
+committed_ind = fair_scores(committed, "induction")[:, induction_head.layer, induction_head.head]
+change = first_crossing(committed.steps, committed_ind, 0.5)  # of the run the LLC is for
 llc_steps = torch.tensor([e["step"] for e in llc["estimates"]])
 llc_values = torch.tensor([e["llc"] for e in llc["estimates"]])
 print("computed by: python -m mi_helpers.dynamics llc --checkpoints build/dynamics/"
@@ -384,21 +388,25 @@ ax.plot(llc_steps, llc_values, "o-", color="C5")
 ax.set_xlabel("step")
 ax.set_ylabel("estimated LLC", color="C5")
 twin = ax.twinx()
-twin.plot(steps, ind_curve, color="C1")
+twin.plot(committed.steps, committed_ind, color="C1")
 twin.set_ylabel(f"{induction_head.label} induction score", color="C1")
 plt.show()
 for e in llc["estimates"]:
     print(f"step {e['step']:>5}: LLC {e['llc']:8.1f} (chains {e['llc_per_chain']})")
-before_step = int(llc_steps[llc_steps <= ind_half - 150].max())
-after_step = int(llc_steps[llc_steps >= ind_half + 100].min())
-earlier_step = before_step - (after_step - before_step)  # a window as long, on the plateau
-llc_at = {int(s): v.item() for s, v in zip(llc_steps, llc_values)}
-change_ratio = llc_at[after_step] / llc_at[before_step]
-plateau_ratio = llc_at[before_step] / llc_at[earlier_step]
-print(f"across the phase change: LLC {llc_at[before_step]:.1f} at step {before_step} -> "
-      f"{llc_at[after_step]:.1f} at step {after_step} (x{change_ratio:.1f}); the same number of "
-      f"steps on the plateau before it: {llc_at[earlier_step]:.1f} -> {llc_at[before_step]:.1f} "
-      f"(x{plateau_ratio:.1f})")
+if change is None:
+    print("the induction score of the committed run never passed 0.5: no window to compare")
+    change_ratio = plateau_ratio = float("nan")
+else:
+    before_step = int(llc_steps[llc_steps <= change - 150].max())
+    after_step = int(llc_steps[llc_steps >= change + 100].min())
+    earlier_step = before_step - (after_step - before_step)  # a window as long, on the plateau
+    llc_at = {int(s): v.item() for s, v in zip(llc_steps, llc_values)}
+    change_ratio = llc_at[after_step] / llc_at[before_step]
+    plateau_ratio = llc_at[before_step] / llc_at[earlier_step]
+    print(f"across the phase change: LLC {llc_at[before_step]:.1f} at step {before_step} -> "
+          f"{llc_at[after_step]:.1f} at step {after_step} (x{change_ratio:.1f}); the same number "
+          f"of steps on the plateau before it: {llc_at[earlier_step]:.1f} -> "
+          f"{llc_at[before_step]:.1f} (x{plateau_ratio:.1f})")
 
 # %%
 assert change_ratio > 3 * plateau_ratio, "the LLC moves at the transition"
@@ -416,8 +424,8 @@ assert change_ratio > 3 * plateau_ratio, "the LLC moves at the transition"
 # * With weight decay, the modular-addition model memorised first and generalised
 #   hundreds of steps later, while its embedding concentrated on a few Fourier
 #   frequencies; without weight decay it memorised and did not generalise in the run.
-# * The LLC estimated by SGLD was small on the plateau and rose steeply during the
-#   induction phase change. These estimates depend on the SGLD settings (step size,
+# * The LLC estimated by SGLD was small on the plateau, rose steeply during the
+#   induction phase change and kept rising afterwards, as the loss went on falling. These estimates depend on the SGLD settings (step size,
 #   localisation, `n beta`) and are compared between checkpoints, not with other papers.
 # * Not measured here: how reliably these grokking settings grok. At `p = 113` both seeds
 #   we tried grokked within about 1,000 steps; at `p = 53` only 3 of 11 runs with similar

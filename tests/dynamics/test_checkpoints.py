@@ -15,7 +15,7 @@ from mi_helpers.zoo.specs import ZooSpec
 from mi_helpers.zoo.train import train_model
 
 TINY = ZooSpec(name="tiny", purpose="test", n_layer=2, d_model=16, n_head=2, n_ctx=32,
-               batch_size=4, warmup=2, steps=6)
+               batch_size=4, warmup=2, steps=7)
 
 
 def _weights(folder):
@@ -24,6 +24,10 @@ def _weights(folder):
 
 def _state(folder):
     return load_file(str(folder / "training_state.safetensors"))
+
+
+def recorder_steps(recorder):
+    return recorder.steps.tolist()
 
 
 def _recorder():
@@ -41,10 +45,11 @@ def uninterrupted(tmp_path_factory):
 
 def test_checkpoints_are_saved_every_n_steps(uninterrupted):
     root, _ = uninterrupted
-    assert list(list_checkpoints(root / "ck")) == [2, 4, 6]
+    assert list(list_checkpoints(root / "ck")) == [2, 4, 6, 7]  # and the last step
+    assert recorder_steps(uninterrupted[1]) == [0, 2, 4, 6, 7]
     folder = checkpoint_dir(root / "ck", 4)
     state = json.loads((folder / "training_state.json").read_text())
-    assert state["step"] == 4 and state["extra"]["steps"] == 6
+    assert state["step"] == 4 and state["extra"]["steps"] == 7
     assert len(state["extra"]["records"]) == 3  # steps 0, 2, 4
     assert load_model(str(folder), device="cpu").cfg.n_layers == 2  # a model folder too
 
@@ -55,7 +60,7 @@ def test_resume_gives_the_same_next_steps(uninterrupted, tmp_path):
     train_model(TINY, tmp_path / "final", eval_every=3, progress=False, checkpoint_every=2,
                 checkpoints=tmp_path / "ck", resume_from=checkpoint_dir(root / "ck", 2),
                 recorder=resumed)
-    for step in (4, 6):  # bit for bit: weights, AdamW moments, random state
+    for step in (4, 6, 7):  # bit for bit: weights, AdamW moments, random state
         ours, theirs = checkpoint_dir(tmp_path / "ck", step), checkpoint_dir(root / "ck", step)
         for a, b in ((_weights(ours), _weights(theirs)), (_state(ours), _state(theirs))):
             assert a.keys() == b.keys()
@@ -80,13 +85,14 @@ def test_a_partial_resume_takes_other_steps(uninterrupted, tmp_path, forget):
         (folder / "training_state.json").write_text(json.dumps(saved))
     train_model(TINY, tmp_path / "final", eval_every=3, progress=False, checkpoint_every=2,
                 checkpoints=tmp_path / "ck", resume_from=folder)
-    ours, theirs = _weights(checkpoint_dir(tmp_path / "ck", 4)), _weights(checkpoint_dir(root / "ck", 4))
+    ours = _weights(checkpoint_dir(tmp_path / "ck", 4))
+    theirs = _weights(checkpoint_dir(root / "ck", 4))
     assert not all(torch.equal(ours[k], theirs[k]) for k in ours)
 
 
 def test_resume_with_another_length_is_refused(uninterrupted, tmp_path):
     root, _ = uninterrupted
-    with pytest.raises(ValueError, match="6 steps, not 8"):
+    with pytest.raises(ValueError, match="7 steps, not 8"):
         train_model(TINY, tmp_path, steps=8, progress=False,
                     resume_from=checkpoint_dir(root / "ck", 2))
 
@@ -109,7 +115,8 @@ def test_plain_module_round_trip(tmp_path):
     assert saved == {"step": 3, "extra": {"note": "x"}}
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
                                                  copy.state_dict().values()))
-    assert copy_opt.param_groups[0]["lr"] == 0.1 and copy_opt.param_groups[0]["betas"] == (0.9, 0.999)
+    group = copy_opt.param_groups[0]
+    assert group["lr"] == 0.1 and group["betas"] == (0.9, 0.999)
     assert torch.equal(torch.randn(2), expected_next) and copy_rng.random() == expected_rng
 
 
