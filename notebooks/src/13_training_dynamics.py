@@ -231,6 +231,7 @@ assert broken_loss > chance - 0.5 and clean_loss < chance - 2, "loss back near c
 # not as long copied spans.
 
 # %%
+print("training command: python -m mi_helpers.dynamics --threads 1 induction --text-only")
 control = Recorder.load(RUNS_DIR / induction_spec(repeats=False).name / "record.json")
 control_ind, control_prev = fair_scores(control, "induction"), fair_scores(control, "previous_token")
 fig, ax = plt.subplots(figsize=(5.5, 3))
