@@ -199,8 +199,8 @@ blocks = {site: activation_patching(model, clean_tokens, corrupted_tokens, metri
 heads = activation_patching(model, clean_tokens, corrupted_tokens, metric, "z")
 fig, axes = plt.subplots(1, 2, figsize=(12, 2.8))
 heatmap(resid.score, "residual stream (resid_pre), denoised", xlabel="position", ylabel="layer",
-        xticklabels=labels, yticklabels=[f"L{l}" for l in range(n_layers)], center=None,
-        cmap="Blues", ax=axes[0])
+        xticklabels=labels, yticklabels=[f"L{l}" for l in range(n_layers)], kind="score",
+        ax=axes[0])
 heatmap(heads.score, "each head's output (z), denoised", xlabel="head", ylabel="layer",
         xticklabels=[str(h) for h in range(n_heads)], yticklabels=[f"L{l}" for l in range(n_layers)],
         ax=axes[1])
@@ -278,7 +278,7 @@ if EXPECTED:
 # $(F(C) - F(\varnothing)) / (F(M) - F(\varnothing))$, against every random circuit of
 # the same size; **completeness** removes subsets of the circuit from the circuit and
 # from the model (a complete circuit loses as much as the model); **minimality** asks
-# whether each head matters to the rest (Wang et al., 2022; notebook 06).
+# whether each head matters to the rest ([Wang et al., 2022](https://arxiv.org/abs/2211.00593); notebook 06).
 
 # %%
 found_circuit = heads_above(heads.score, CIRCUIT_THRESHOLD)

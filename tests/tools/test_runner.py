@@ -70,7 +70,7 @@ def test_empty_selection_and_offline_hub_model_fail_before_running(tmp_path, mon
     ("04_feature_dashboards.ipynb", "by this explainer and score"),
     ("05_activation_patching.ipynb", "cosine similarity of the tracing"),
     ("06_ioi_circuit.ipynb", "the reference check is skipped"),
-    ("07_induction_circuits.ipynb", "mean-ablating the previous-token head"),
+    ("07_induction_circuits.ipynb", "into the values"),
     ("08_automated_discovery.ipynb", "timings are measured for zoo-4l by the benchmark script"),
     ("09_universality.ipynb", "random latents > 0.9"),
     ("10_subspaces_and_steering.ipynb", "steering at a cost of at most"),
