@@ -30,8 +30,6 @@ weight, which is all ones there.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -45,7 +43,7 @@ from ..core.checks import check_layer, check_pos, check_positions, check_positiv
 from ..core.hooks import layer_hooks
 from ..core.metrics import kl_divergence, kl_from_log_probs
 from ..core.residual import unembed
-from ..core.training import TrainingGuard
+from ..core.training import TrainingGuard, frozen
 
 __all__ = ["Lens", "TunedLens", "lens_logits", "lens_kl", "residual_stack", "kl_to_final",
            "top_tokens",
@@ -268,18 +266,6 @@ def kl_to_final(logits: Float[Tensor, "layer batch pos d_vocab"]) -> Float[Tenso
     return kl_divergence(logits[-1:], logits).mean(dim=(1, 2))
 
 
-@contextmanager
-def _frozen(model) -> Iterator[None]:
-    """Turn off gradients for the model's parameters, restoring them afterwards."""
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    model.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for param, flag in flags:
-            param.requires_grad_(flag)
-
-
 def _training_data(model, tokens: Int[Tensor, "batch pos"], batch_size: int
                    ) -> Float[Tensor, "layer n d_model"]:
     """Every layer's residual, one row for each of the ``n = batch * pos`` token positions
@@ -337,7 +323,7 @@ def train_tuned_lens(model, tokens: Int[Tensor, "batch pos"], steps: int = 300,
     optimiser = torch.optim.Adam(lens.parameters(), lr=lr)
     losses = []
     guard = TrainingGuard(lens.parameters(), "the tuned lens (error.result)", result=lens)
-    with _frozen(model):
+    with frozen(model):
         for step in tqdm(range(steps), desc="tuned lens", disable=not progress):
             idx = torch.randint(resid.shape[1], (tokens_per_step,), generator=gen).to(resid.device)
             loss = _lens_loss(lens, resid[:, idx])

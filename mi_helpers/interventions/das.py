@@ -22,8 +22,7 @@ initialised model (:func:`mi_helpers.universality.random_like`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 import torch
@@ -35,6 +34,7 @@ from tqdm.auto import tqdm
 
 from ..core.checks import check_positive, check_tokens
 from ..core.hooks import check_hook_names
+from ..core.training import frozen
 from ..datasets.prompts import logits_at
 from .subspaces import Bases, interchange, interchange_logits, source_activations
 
@@ -188,17 +188,6 @@ class DASResult:
     hook: str
 
 
-@contextmanager
-def _frozen(model) -> Iterator[None]:
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    model.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for param, flag in flags:
-            param.requires_grad_(flag)
-
-
 def train_das(model, pairs: CounterfactualPairs, hook: str, n_dims: int, epochs: int = 8,
               lr: float = 1e-2, batch_size: int = 64, seed: int = 0, progress: bool = True
               ) -> DASResult:
@@ -234,7 +223,7 @@ def train_das(model, pairs: CounterfactualPairs, hook: str, n_dims: int, epochs:
     optimiser = torch.optim.Adam(subspace.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
     losses = []
-    with _frozen(model):
+    with frozen(model):
         for _ in tqdm(range(epochs), desc=f"DAS n_dims={n_dims}", disable=not progress):
             order, total = torch.randperm(len(pairs), generator=gen), 0.0
             for start in range(0, len(pairs), batch_size):
