@@ -20,16 +20,12 @@ and checks its logits against the model's own, so an architecture it does not
 reproduce fails loudly instead of giving wrong edges.
 
 Supported: sequential (not parallel) attention and MLP blocks, LayerNorm, RMSNorm or
-no normalization, causal or bidirectional attention, learned or rotary positions
-(GPT-2, GPT-NeoX/Pythia-style zoo models, Tracr-compiled models, ...). A Tracr model
-(:mod:`mi_helpers.tracr`) has no LayerNorm, bidirectional attention, ReLU MLPs and a
-BOS token every head can attend to; a layer whose program step is attention-only or
-MLP-only has zero weights in the other half (heads or MLPs that write nothing), so
-its graph is the usual one and those nodes' edges simply carry nothing.
-
-A patch replaces the sender's output by its output in the corrupted run (**resample
-ablation**), or, when the engine is built without corrupted prompts, by zeros (**zero
-ablation**: with no LayerNorm this removes the edge exactly).
+none, causal or bidirectional attention, learned or rotary positions (GPT-2, the zoo's
+GPT-NeoX models, Tracr models: no LayerNorm, bidirectional attention, and a layer that
+only attends or only has an MLP compiled with zero weights in the other half, whose
+edges then carry nothing). A patch gives the receiver the sender's output in the
+corrupted run (**resample ablation**) or, built without corrupted prompts, zeros
+(**zero ablation**).
 
 How many copies of the batch a pass holds is decided in :mod:`.edge_memory`.
 """

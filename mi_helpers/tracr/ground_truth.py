@@ -87,10 +87,10 @@ def variable_site(writers: list[Node]) -> tuple[str, int]:
     return ("resid_mid" if last.kind == "head" else "resid_post"), last.layer
 
 
-def ablation_changes(model, edges: Sequence[Edge], patches_per_pass: int | None = None
-                     ) -> dict[Edge, int]:
-    """For each edge: on how many inputs (every input, every length) zero-ablating it alone
-    changes the decoded output.
+def ablation_changes(model, edges: Sequence[Edge], patches_per_pass: int | None = None, *,
+                     lengths: Sequence[int] | None = None) -> dict[Edge, int]:
+    """For each edge: on how many inputs (every input of every length) zero-ablating it
+    alone changes the decoded output.
 
     This is exact edge patching with zero ablation
     (:func:`mi_helpers.circuits.edge_patching` with ``corrupted=None``) whose metric is
@@ -100,11 +100,12 @@ def ablation_changes(model, edges: Sequence[Edge], patches_per_pass: int | None 
         model: a loaded :class:`~mi_helpers.tracr.files.TracrModel`.
         edges: edges of its graph.
         patches_per_pass: edges per forward pass (default: as many as fit).
+        lengths: the input lengths to try (default: 1 to ``max_seq_len``).
     """
     changes = dict.fromkeys(edges, 0)
     if not changes:
         return changes
-    for length in range(1, model.max_seq_len + 1):
+    for length in range(1, model.max_seq_len + 1) if lengths is None else lengths:
         inputs = model.inputs(length)
         expected = model.run(inputs)
 

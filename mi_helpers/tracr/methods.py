@@ -18,7 +18,8 @@ path-level methods the same way, this module turns them into
 :func:`output_metric` is the metric they share: the logits projected on the
 clean-minus-corrupted output at every position after BOS. It is linear in the logits,
 so the clean and corrupted runs differ by ``|clean - corrupted|^2 > 0`` wherever any
-output differs, and a gradient method sees it at any point.
+output differs, and a gradient method sees it at any point. :func:`clean_distance`
+(for ACDC) compares a run with the clean one alone, so it also serves zero ablation.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from ..circuits.patching import Metric
 from ..core.graph import CircuitGraph, Edge, Node
 from ..core.results import SweepResult
 
-__all__ = ["output_metric", "node_patching", "path_patching_edges"]
+__all__ = ["output_metric", "clean_distance", "node_patching", "path_patching_edges"]
 
 
 def output_metric(clean_logits: Float[Tensor, "batch pos d_vocab"],
@@ -42,6 +43,21 @@ def output_metric(clean_logits: Float[Tensor, "batch pos d_vocab"],
 
     def metric(logits: Float[Tensor, "batch pos d_vocab"]) -> Float[Tensor, ""]:
         return (logits[:, 1:] * direction.to(logits)).sum(-1).mean()
+    return metric
+
+
+def clean_distance(clean_logits: Float[Tensor, "batch pos d_vocab"]) -> Metric:
+    """``mean over prompts and positions after BOS of |logits - clean|^2``: 0 on the clean run.
+
+    ACDC's paper measures how far a pruned model strays from the clean run by a KL
+    divergence; a numerical Tracr output is a single logit, where a softmax (and so the
+    KL) is constant, so this measures the squared distance of the logits instead. On the
+    corrupted run it equals :func:`output_metric`'s clean-to-corrupted gap.
+    """
+    reference = clean_logits[:, 1:].detach()
+
+    def metric(logits: Float[Tensor, "batch pos d_vocab"]) -> Float[Tensor, ""]:
+        return (logits[:, 1:] - reference.to(logits)).pow(2).sum(-1).mean()
     return metric
 
 

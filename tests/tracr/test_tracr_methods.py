@@ -150,3 +150,17 @@ def test_acdc_on_a_tracr_model():
     carried = edge_differences(model.model, clean, corrupted)
     visible = {e for e in model.circuit.edges if carried[e] > 1e-6}
     assert resample.edges == visible and len(visible) < len(model.circuit.edges)
+
+
+def test_clean_distance_is_zero_on_the_clean_run_and_the_gap_on_the_corrupted(run):
+    from mi_helpers.tracr.methods import clean_distance
+    model, clean, corrupted, metric = run
+    with torch.no_grad():
+        clean_logits, corrupted_logits = model.model(clean), model.model(corrupted)
+    distance = clean_distance(clean_logits)
+    assert distance(clean_logits).item() == 0
+    gap = (metric(clean_logits) - metric(corrupted_logits)).item()
+    assert distance(corrupted_logits).item() == pytest.approx(gap, rel=1e-5) and gap > 0
+    shifted = clean_logits.clone()
+    shifted[:, 0] += 5.0  # BOS has no output: not counted
+    assert distance(shifted).item() == 0
