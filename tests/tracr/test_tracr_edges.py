@@ -3,7 +3,6 @@ bidirectional attention, reproduced exactly; checked against naive one-edge patc
 TransformerLens' own forward pass, and against the numbers of the tracr-only engine it replaced."""
 
 import json
-import random
 from functools import partial
 from pathlib import Path
 
@@ -22,19 +21,9 @@ from mi_helpers.tracr.methods import output_metric
 OLD_ENGINE = json.loads((Path(__file__).parents[1] / "data" / "tracr_old_engine.json").read_text())
 
 
-def _pair(name, n=32, seed=0):
-    model = load_tracr(name)
-    inputs = model.inputs(5)
-    rng = random.Random(seed)
-    clean, corrupted = model.encode(rng.sample(inputs, n)), model.encode(rng.sample(inputs, n))
-    with torch.no_grad():
-        metric = output_metric(model.model(clean), model.model(corrupted))
-    return model, clean, corrupted, metric
-
-
 @pytest.fixture(scope="module")
-def sort():
-    return _pair("sort")
+def sort(make_tracr_pair):
+    return make_tracr_pair("sort")
 
 
 @pytest.mark.parametrize("name", tracr_names())
@@ -104,8 +93,8 @@ def _naive_patch(model, tokens, edge, ours, replacement):
 
 
 @pytest.mark.parametrize("name,ablation", [("sort", "resample"), ("induction_count", "zero")])
-def test_edge_patching_equals_naive_one_edge_patching(name, ablation):
-    model, clean, corrupted, metric = _pair(name, n=16, seed=3)
+def test_edge_patching_equals_naive_one_edge_patching(name, ablation, make_tracr_pair):
+    model, clean, corrupted, metric = make_tracr_pair(name, n=16, seed=3)
     result = edge_patching(model.model, clean, corrupted if ablation == "resample" else None, metric)
     ours = _sender_outputs(model.model, clean)
     theirs = (_sender_outputs(model.model, corrupted) if ablation == "resample"

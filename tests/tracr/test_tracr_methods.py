@@ -1,6 +1,5 @@
 """Discovery methods as sweeps over the graph, and scoring against a known circuit."""
 
-import random
 
 import pytest
 import torch
@@ -9,20 +8,13 @@ from transformer_lens.tools.analysis import attribution_patching as tl_attributi
 from mi_helpers.circuits import edge_attribution, edge_patching
 from mi_helpers.core.graph import Circuit, Edge, Node
 from mi_helpers.core.results import SweepResult
-from mi_helpers.tracr import load_tracr
 from mi_helpers.tracr.methods import node_patching, output_metric, path_patching_edges
 from mi_helpers.tracr.recovery import auroc, importance, recovery_table, score_recovery
 
 
 @pytest.fixture(scope="module")
-def run():
-    model = load_tracr("induction_count")
-    inputs = model.inputs(5)
-    rng = random.Random(1)
-    clean, corrupted = model.encode(rng.sample(inputs, 16)), model.encode(rng.sample(inputs, 16))
-    with torch.no_grad():
-        metric = output_metric(model.model(clean), model.model(corrupted))
-    return model, clean, corrupted, metric
+def run(make_tracr_pair):
+    return make_tracr_pair("induction_count", 16, seed=1)
 
 
 def test_output_metric_separates_clean_and_corrupted(run):
@@ -132,17 +124,13 @@ def test_draw_circuit(run):
     assert ax.get_title() == "t" and len(ax.texts) >= len(model.graph.nodes)
 
 
-def test_acdc_on_a_tracr_model():
+def test_acdc_on_a_tracr_model(make_tracr_pair):
     """With zero ablation ACDC recovers double_hist's true circuit exactly; with resample
     ablation it keeps exactly the true edges whose signal differs between the runs."""
     from mi_helpers.circuits import acdc
     from mi_helpers.circuits.edge_patching import edge_differences
-    model = load_tracr("double_hist")
-    inputs = model.inputs(5)
-    rng = random.Random(0)
-    clean, corrupted = model.encode(rng.sample(inputs, 32)), model.encode(rng.sample(inputs, 32))
+    model, clean, corrupted, metric = make_tracr_pair("double_hist", 32, seed=0)
     with torch.no_grad():
-        metric = output_metric(model.model(clean), model.model(corrupted))
         gap = (metric(model.model(clean)) - metric(model.model(corrupted))).item()
     zero = acdc(model.model, clean, None, metric, tau=0.01 * gap, progress=False)
     assert zero.edges == model.circuit.edges
