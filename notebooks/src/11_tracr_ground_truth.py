@@ -304,16 +304,17 @@ assert all(differing[name] > N_PAIRS // 2 for name in PROGRAMS if name != "lengt
 # head or MLP output; **path patching** (notebook 06) patches a head's corrupted output
 # along the path to a later head's q/k/v or to the logits; **EAP** estimates every
 # edge's effect from one gradient, **EAP-IG** averages the gradient over inputs moving
-# from corrupted to clean. **ACDC** ([Conmy et al., 2023](https://arxiv.org/abs/2304.14997);
-# notebook 08) prunes: from the logits backwards it removes each edge for good when that
-# moves the run less than τ away from the clean one. ACDC usually measures that
-# distance by a KL divergence; one of our programs outputs a number (a single logit, whose softmax
-# is constant), so we use the squared distance of the logits from the clean run, with τ
-# a fraction (`ACDC_TAUS`) of the clean-to-corrupted distance. We run it twice: with
-# removed edges carrying the corrupted output (**resample ablation**, like every other
-# method here) and carrying zeros (**zero ablation**). A *random* scorer is the control.
-# An edge (or node) counts as found when the method gives it more than 1% of the
-# clean-to-corrupted gap, or when ACDC keeps it at τ = 1%.
+# from corrupted to clean. **ACDC** ([Conmy et al.,
+# 2023](https://arxiv.org/abs/2304.14997); notebook 08) prunes: from the logits
+# backwards it removes each edge for good when that moves the run less than τ away from
+# the clean one. ACDC usually measures that distance by a KL divergence; one of our
+# programs outputs a number (a single logit, whose softmax is constant), so we use the
+# squared distance of the logits from the clean run, with τ a fraction (`ACDC_TAUS`) of
+# the clean-to-corrupted distance. We run it twice: with removed edges carrying the
+# corrupted output (**resample ablation**, like every other method here) and carrying
+# zeros (**zero ablation**). A *random* scorer is the control. An edge (or node) counts
+# as found when the method gives it more than 1% of the clean-to-corrupted gap, or when
+# ACDC keeps it at τ = 1%.
 #
 # ACDC returns a circuit, not scores, so its ROC curve has a single point and its AUROC
 # (ties counting half) is the mean of its true-positive and true-negative rates. The
@@ -361,10 +362,10 @@ print(table[columns].round(2).to_string())
 # %% [markdown]
 # Precision is 1 for every method but path patching and the random control: on a Tracr
 # model an edge outside the circuit carries nothing, so neither an intervention nor a
-# gradient can give it weight, and ACDC never needs to keep it. Path patching's false edges run from a head to a later
-# head or the logits *through MLPs*: its sender run freezes the other heads but
-# recomputes the MLPs, so the effect of the route through an MLP is credited to the
-# direct edge.
+# gradient can give it weight, and ACDC never needs to keep it. Path patching's false
+# edges run from a head to a later head or the logits *through MLPs*: its sender run
+# freezes the other heads but recomputes the MLPs, so the effect of the route through an
+# MLP is credited to the direct edge.
 
 # %%
 false_paths = {name: [e for e, v in importance(res["path patching"]).items()
@@ -415,8 +416,8 @@ assert {"MLP1 -> L2H0.q", "L0H0 -> MLP0"} <= set(invisible["reverse"])
 # spot: removing an edge along which both runs send the same thing changes nothing,
 # whatever τ. The table below compares, per program, the circuit ACDC keeps at τ = 1%
 # with the edges that exact edge patching, one edge at a time with the same ablation and
-# metric, finds; and ACDC's circuits at every τ in `ACDC_TAUS` with each other. Zero ablation does not compare two inputs: a removed
-# edge carries nothing at all.
+# metric, finds; and ACDC's circuits at every τ in `ACDC_TAUS` with each other. Zero
+# ablation does not compare two inputs: a removed edge carries nothing at all.
 
 # %%
 acdc_rows, alone = [], []
@@ -461,11 +462,12 @@ assert largest_unfound < min(ACDC_TAUS) and smallest_found > max(ACDC_TAUS)
 # %% [markdown]
 # So on these models ACDC is exact edge patching with a threshold: with corrupted inputs
 # it is right about every edge it keeps and blind to the same true edges as the table's
-# edge patching (every edge that carries the length,
-# or the positions, which are equal in two inputs of length 5). It does not depend on τ
-# because one edge's effect here is all or nothing: removed alone, an edge moves the run
-# either not at all or by a large share of the clean-to-corrupted distance (printed), and
-# every τ tried lies in the gap between.
+# edge patching (every edge that carries the length, or the positions, which are equal
+# in two inputs of length 5). It does not depend on τ because one edge's effect here is
+# all or nothing: removed alone, an edge moves the run either not at all or by a large
+# share of the clean-to-corrupted distance (printed), and every τ tried lies in the gap
+# between.
+#
 # Zero ablation recovers all but the edges printed below, in `reverse`. They carry the
 # length: head `L0H0` attends to BOS and to every token and reads only the BOS flag, so
 # it writes 1/(n + 1) for n tokens (printed), and `MLP0` turns that into n. A zeroed
