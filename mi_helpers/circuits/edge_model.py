@@ -200,7 +200,7 @@ class EdgeModel:
                 None if bias is None else bias.detach().clone())
 
     def norm(self, x: Tensor, params: tuple[Tensor | None, Tensor | None]) -> Tensor:
-        """The model's LayerNorm (or RMSNorm) over the last axis."""
+        """The model's LayerNorm or RMSNorm over the last axis (none: ``x`` itself)."""
         weight, bias = params
         if self.cfg.normalization_type is None:
             return x
