@@ -111,6 +111,16 @@ def _log_probs_of_next_token(logits, tokens):
     return logits[:, :-1].log_softmax(-1).gather(-1, tokens[:, 1:, None]).squeeze(-1)
 
 
+WRONG.update({  # notebook 11 (Tracr ground truth)
+    "sequence_agreement": (lambda logits, expected: (logits[:, 1:].argmax(-1) == expected)
+                           .float().mean().item(), "matching \\*positions\\*"),
+    "remove_edge": (lambda q, s, W, h: q - torch.einsum("bpd,hde->bphe", s, W), "every head"),
+    "precision_recall": (lambda f, t: ((f & t).sum().item() / t.sum().item(),
+                                       (f & t).sum().item() / f.sum().item()), "swapped"),
+    "auroc": (lambda s, t: (s[t][:, None] > s[~t][None]).float().mean().item(), "ties as losses"),
+})
+
+
 def _function(source: str, name: str):
     namespace = {}
     exec(compile(source, f"<exercise {name}>", "exec"), namespace)  # noqa: S102 - our notebooks

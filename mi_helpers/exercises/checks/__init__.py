@@ -7,7 +7,9 @@
 * :mod:`.circuits`: a head-patching hook, the logit difference, a patching loop (05); a
   path-patching step, attention between positions, a copying score (06); induction
   score, K-composition, the loss on the repeat (07);
-* :mod:`.universality`: neuron correlations, best partners, mean max cosine (09).
+* :mod:`.universality`: neuron correlations, best partners, mean max cosine (09);
+* :mod:`.tracr`: a compiled model against its program, removing an edge by hand,
+  precision, recall and AUROC against a known circuit (11).
 """
 
 from .basics import (
@@ -41,6 +43,12 @@ from .features import (
                      check_top_activations,
                      check_topk_sae_forward,
 )
+from .tracr import (
+                     check_auroc,
+                     check_precision_recall,
+                     check_remove_edge,
+                     check_sequence_agreement,
+)
 from .universality import (
                      check_best_partner,
                      check_mean_max_cosine,
@@ -58,4 +66,5 @@ __all__ = [
     "check_path_patching_step", "check_attention_between", "check_copying_score",
     "check_induction_score", "check_k_composition", "check_loss_on_repeat",
     "check_neuron_correlations", "check_best_partner", "check_mean_max_cosine",
+    "check_sequence_agreement", "check_remove_edge", "check_precision_recall", "check_auroc",
 ]
