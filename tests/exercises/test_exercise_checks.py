@@ -160,7 +160,7 @@ def test_every_notebook_has_three_exercises_and_the_core_skills_are_covered():
     per_notebook = {}
     for e in EXERCISES:
         per_notebook.setdefault(e.notebook[:2], []).append(e)
-    for number in ("00", "01", "02", "03", "04", "05", "06", "07", "09"):
+    for number in ("00", "01", "02", "03", "04", "05", "06", "07", "09", "11"):
         assert len(per_notebook.get(number, [])) >= 3, f"notebook {number}"
     core = {"patch_head_hook", "induction_score", "head_logit_attribution", "logit_lens",
             "f1_score", "topk_sae_forward", "sae_loss", "patch_residual_by_position",
