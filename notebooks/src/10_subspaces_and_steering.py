@@ -68,7 +68,7 @@
 # **Prerequisites:** notebooks 02 (probes, DiffMean, projecting out), 05 (activation
 # patching) and 06 (the IOI task); notebooks 01 (the logit and tuned lenses) and 03
 # (SAEs) for their sections.
-# **Time:** about 45 min to read and run, plus 45 min of exercises.
+# **Time:** about 45 min to read and run, plus 40 min of exercises.
 
 # %% tags=["parameters"]
 MODEL = "zoo-2l"  # any zoo model offline, or a hub model such as "gpt2" on Colab
