@@ -35,7 +35,7 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from ..core.activations import collect_activations
-from ..core.checks import check_positive
+from ..core.checks import check_labels, check_positive
 from ..core.hooks import hook_name
 from ..core.training import NonFiniteLossError
 
@@ -75,31 +75,6 @@ class Probe:
         kind = "dense" if self.dims is None else f"sparse, {len(self.dims)} dims"
         return (f"Probe({kind}, d_model={len(self.direction)}, "
                 f"threshold={self.threshold:.3g})")
-
-
-def check_labels(labels: Int[Tensor, "batch"], n_examples: int) -> Int[Tensor, "batch"]:
-    """Return ``labels`` as 0/1 integers, or raise if they do not fit ``n_examples``.
-
-    Raises:
-        ValueError: the counts differ, a label is not exactly 0 or 1 (e.g. 0.7 or 2), or
-            only one class is present.
-    """
-    labels = torch.as_tensor(labels)
-    if labels.ndim != 1 or len(labels) != n_examples:
-        raise ValueError(f"got {n_examples} examples but labels of shape "
-                         f"{tuple(labels.shape)}; give one 0/1 label per example")
-    if labels.dtype == torch.bool:
-        labels = labels.long()
-    if not torch.isin(labels, torch.tensor([0, 1], dtype=labels.dtype, device=labels.device)).all():
-        bad = sorted({float(v) for v in labels.unique().tolist()} - {0.0, 1.0})
-        raise ValueError(f"labels must be exactly 0 or 1, got the values "
-                         f"{[f'{v:g}' for v in bad[:5]]}; binarise "
-                         f"them first (e.g. labels > 0.5)")
-    labels = labels.long()
-    if labels.unique().numel() < 2:
-        raise ValueError(f"every label is {labels[0].item()}: a probe needs examples of both "
-                         f"classes")
-    return labels
 
 
 Split = tuple[Int[Tensor, "n_train"], Int[Tensor, "n_val"], Int[Tensor, "n_test"]]
