@@ -219,7 +219,8 @@ def check_type(name: str, value, types: type | tuple[type, ...], hint: str = "")
     """
     if not isinstance(value, types):
         wanted = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
-        raise TypeError(f"{name} must be a {wanted}, got {type(value).__name__}"
+        article = "an" if wanted[0] in "AEIO" else "a"
+        raise TypeError(f"{name} must be {article} {wanted}, got {type(value).__name__}"
                         + (f"; {hint}" if hint else ""))
     return value
 
