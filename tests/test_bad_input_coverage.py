@@ -49,7 +49,7 @@ def covered_names() -> set[str]:
             continue
         names |= _called_in_raises(ast.parse(path.read_text()))
     cases = (ROOT / "tests" / "test_bad_input.py").read_text()
-    names |= {key.split()[0] for key in re.findall(r'^\s*"([^"]+)":', cases, re.M)}
+    names |= {key.split()[0] for key in re.findall(r'^\s*"([^"]+)":', cases, re.MULTILINE)}
     return names
 
 

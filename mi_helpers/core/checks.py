@@ -225,8 +225,9 @@ def check_type(name: str, value, types: type | tuple[type, ...], hint: str = "")
     return value
 
 
-def check_model(model, name: str = "model"):
-    """``model`` if it is a loaded TransformerLens model (``cfg``, ``tokenizer``, hooks).
+def check_model(model, name: str = "model",
+                needs: tuple[str, ...] = ("cfg", "tokenizer", "run_with_hooks")):
+    """``model`` if it is a loaded TransformerLens model (it has the attributes ``needs``).
 
     Raises:
         TypeError: a model name, a Hugging Face model or anything else.
@@ -234,7 +235,7 @@ def check_model(model, name: str = "model"):
     if isinstance(model, str):
         raise TypeError(f"{name} must be a loaded model, got the string {model!r}; load it "
                         f"first: load_model({model!r})")
-    if not all(hasattr(model, a) for a in ("cfg", "tokenizer", "run_with_hooks")):
+    if not all(hasattr(model, a) for a in needs):
         raise TypeError(f"{name} must be a TransformerLens model from load_model(...), got "
                         f"{type(model).__name__}; a Hugging Face model loads with "
                         f"load_model(its folder or hub name)")

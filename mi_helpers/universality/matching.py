@@ -24,8 +24,8 @@ __all__ = ["check_same_tokenizer", "shared_activations", "correlation_matrix", "
 
 def check_same_tokenizer(model_a, model_b) -> None:
     """Raise ``ValueError`` unless both models map every token string to the same id."""
-    check_model(model_a, "model_a")
-    check_model(model_b, "model_b")
+    check_model(model_a, "model_a", needs=("tokenizer",))
+    check_model(model_b, "model_b", needs=("tokenizer",))
     vocab_a, vocab_b = model_a.tokenizer.get_vocab(), model_b.tokenizer.get_vocab()
     if vocab_a != vocab_b:
         only_a = sorted(set(vocab_a) - set(vocab_b))[:5]

@@ -11,8 +11,8 @@ from jaxtyping import Float
 from torch import Tensor
 
 from ...core.checks import check_layer, check_type
-from ..sae.base import SAE
 from ...core.hooks import hook_name
+from ..sae.base import SAE
 
 __all__ = ["UnitReader", "NeuronReader", "SAELatentReader", "DirectionReader"]
 
