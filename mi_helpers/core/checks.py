@@ -19,7 +19,7 @@ from torch import Tensor
 __all__ = ["as_tokens", "check_tokens", "check_layer", "check_pos", "check_positions",
            "checked_indices", "check_same_shape", "check_device", "check_prompts",
            "check_positive", "check_type", "check_model", "check_token_ids", "check_labels",
-           "check_records", "check_circuit"]
+           "check_records", "check_circuit", "check_activations"]
 
 
 def check_prompts(prompts: str | Sequence[str]) -> list[str]:
@@ -331,3 +331,20 @@ def check_circuit(circuit, graph=None, model=None):
                          f"{other.n_heads} heads, but this one has {model.cfg.n_layers} of "
                          f"{model.cfg.n_heads}; build it on CircuitGraph.from_model(model)")
     return circuit
+
+
+def check_activations(acts: Tensor, min_rows: int = 1) -> Tensor:
+    """``acts`` if it is a finite float ``[batch, width]`` tensor with ``min_rows`` rows.
+
+    Raises:
+        ValueError: not a 2-D tensor, too few rows, or NaN/infinity. TypeError: not floats.
+    """
+    if not isinstance(acts, Tensor) or acts.ndim != 2 or len(acts) < min_rows:
+        raise ValueError(f"activations must be a [batch, width] tensor with at least {min_rows} "
+                         f"row{'s' if min_rows > 1 else ''}, got "
+                         f"{tuple(acts.shape) if isinstance(acts, Tensor) else type(acts).__name__}")
+    if not acts.dtype.is_floating_point:
+        raise TypeError(f"activations must be floats, got {acts.dtype}")
+    if not torch.isfinite(acts).all():
+        raise ValueError("activations contain NaN or infinity")
+    return acts

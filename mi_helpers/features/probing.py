@@ -35,7 +35,7 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from ..core.activations import collect_activations
-from ..core.checks import check_labels, check_positive
+from ..core.checks import check_activations, check_labels, check_positive
 from ..core.hooks import hook_name
 from ..core.training import NonFiniteLossError
 
@@ -189,7 +189,7 @@ def fit_probe(acts: Float[Tensor, "batch d_model"], labels: Int[Tensor, "batch"]
     Returns:
         The probe, with threshold 0 (probability 0.5); see :func:`tune_threshold`.
     """
-    _check_acts(acts)
+    check_activations(acts)
     labels = check_labels(labels, len(acts)).to(acts.device)
     check_positive("l2", l2, allow_zero=True)
     acts = _floating(acts)
@@ -333,13 +333,3 @@ def _check_splits(splits: Split, n: int) -> Split:
 def _floating(acts: Tensor) -> Tensor:
     """Activations in float32 or float64 (as they are); half precisions are fitted in float32."""
     return acts if acts.dtype in (torch.float32, torch.float64) else acts.float()
-
-
-def _check_acts(acts: Tensor) -> None:
-    if not isinstance(acts, Tensor) or acts.ndim != 2 or len(acts) == 0:
-        raise ValueError(f"activations must be a non-empty [batch, d_model] tensor, got "
-                         f"{getattr(acts, 'shape', type(acts).__name__)}")
-    if not acts.dtype.is_floating_point:
-        raise TypeError(f"activations must be floats, got {acts.dtype}")
-    if not torch.isfinite(acts).all():
-        raise ValueError("activations contain NaN or infinity")
