@@ -39,8 +39,8 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ..core.checks import as_tokens, check_same_shape
-from ..core.graph import Circuit, Edge
+from ..core.checks import as_tokens, check_circuit, check_same_shape
+from ..core.graph import Circuit, CircuitGraph, Edge
 from ..core.results import SweepResult
 from .edge_memory import DEFAULT_MEMORY_BUDGET, copies_per_pass
 from .edge_model import CHANNELS, EdgeModel, RunState
@@ -188,7 +188,16 @@ def circuit_metrics(model, clean: Sequence[str] | Int[Tensor, "batch pos"],
 
     Returns:
         ``[circuit]`` metric values (float64).
+
+    Raises:
+        TypeError: ``circuits`` is one Circuit, not a list. ValueError: a circuit built on
+            another model's graph.
     """
+    if isinstance(circuits, Circuit):
+        raise TypeError("circuits is one Circuit; pass a list of circuits, e.g. [circuit]")
+    graph = engine.graph if engine is not None else CircuitGraph.from_model(model)
+    for circuit in circuits:
+        check_circuit(circuit, graph)
     tokens = as_tokens(model, clean)
     per_pass = copies_per_pass(model, tokens, "masked", patches_per_pass, memory_budget,
                                "circuit evaluation")

@@ -39,7 +39,8 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ..core.activations import run_cached
-from ..core.checks import check_layer, check_pos, check_positions, check_positive, check_tokens
+from ..core.checks import (check_layer, check_pos, check_positions, check_positive, check_tokens,
+                           check_type)
 from ..core.hooks import layer_hooks
 from ..core.metrics import kl_divergence, kl_from_log_probs
 from ..core.residual import unembed
@@ -184,13 +185,28 @@ def lens_logits(model, tokens: Int[Tensor, "batch pos"], lens: Lens | None = Non
     Returns:
         Logits per layer; at the default site the last layer's are the model's logits.
     """
-    lens = Lens(model) if lens is None else lens
+    lens = _check_lens(model, lens)
     _, resid = residual_stack(model, tokens, lens.site)  # layer batch pos d_model
     if positions is not None:
         where = check_positions(positions, *resid.shape[1:3]).to(resid.device)
         resid = resid[:, torch.arange(resid.shape[1], device=resid.device), where]
     with torch.no_grad():
         return torch.stack([lens(resid[layer], layer) for layer in range(len(resid))])
+
+
+def _check_lens(model, lens: Lens | None) -> Lens:
+    """``lens`` (default the logit lens), checked to read this model's residual stream."""
+    if lens is None:
+        return Lens(model)
+    check_type("lens", lens, Lens, "e.g. Lens(model), or a tuned lens from train_tuned_lens")
+    other = lens.model
+    if other is not model and (other.cfg.d_model != model.cfg.d_model
+                               or other.cfg.n_layers != model.cfg.n_layers
+                               or not torch.equal(other.W_U.to(model.W_U.device), model.W_U)):
+        raise ValueError(f"this lens was built for another model ({other.cfg.n_layers} layers, "
+                         f"d_model {other.cfg.d_model}, another unembedding); build or load the "
+                         f"lens with this model")
+    return lens
 
 
 def lens_kl(model, tokens: Int[Tensor, "batch pos"], lens: Lens | None = None,
@@ -201,6 +217,7 @@ def lens_kl(model, tokens: Int[Tensor, "batch pos"], lens: Lens | None = None,
     grow with the dataset (what a 50k-token vocabulary needs).
     """
     tokens = check_tokens(model, tokens)
+    lens = _check_lens(model, lens)
     check_positive("batch_size", batch_size, integer=True)
     total = None
     for start in range(0, len(tokens), batch_size):
