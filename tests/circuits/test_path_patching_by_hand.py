@@ -121,7 +121,7 @@ def test_path_to_heads_at_one_position_per_prompt(setup):
         (everywhere, unfrozen, expected[0])
 
 
-def test_default_grid_is_every_earlier_head(setup):
+def test_default_grid_is_every_head_before_the_first_receiver(setup):
     model, clean, corrupted, metric = setup
     receivers = [(2, 0, "q"), (2, 2, "k")]
     grid = path_patching(model, clean, corrupted, metric, receivers)
@@ -130,3 +130,8 @@ def test_default_grid_is_every_earlier_head(setup):
                               for head in range(4)] for layer in range(2)])
     assert torch.allclose(grid.values[:2], expected, atol=1e-4)
     assert (grid.score[:2] - 1).abs().max() > 0.01  # some path matters
+    mixed = [(2, 0, "q"), (1, 1, "v")]  # the earliest receiver decides
+    grid = path_patching(model, clean, corrupted, metric, mixed)
+    assert grid.values[1:].isnan().all() and not grid.values[0].isnan().any()
+    with pytest.raises(ValueError, match="not before the first receiver layer 1"):
+        path_patching(model, clean, corrupted, metric, mixed, senders=[[(1, 0)]])
