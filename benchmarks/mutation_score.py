@@ -57,11 +57,14 @@ MODULES: dict[str, list[str]] = {
     "mi_helpers/core/results.py": ["tests/core/test_metrics.py", "tests/core/test_core.py"],
     "mi_helpers/core/heads.py": ["tests/core/test_metrics.py", "tests/core/test_core.py"],
     "mi_helpers/core/graph.py": ["tests/core/test_core.py"],
-    "mi_helpers/circuits/patching.py": ["tests/circuits/test_patching.py"],
+    "mi_helpers/circuits/patching.py": ["tests/circuits/test_patch_sweeps.py",
+                                        "tests/circuits/test_patching.py"],
     "mi_helpers/circuits/ablation.py": ["tests/circuits/test_ablation.py",
+                                        "tests/circuits/test_patch_sweeps.py",
                                         "tests/circuits/test_patching.py",
                                         "tests/circuits/test_evaluation.py"],
     "mi_helpers/circuits/tracing.py": ["tests/circuits/test_ablation.py",
+                                       "tests/circuits/test_patch_sweeps.py",
                                        "tests/circuits/test_patching.py"],
     "mi_helpers/circuits/path_patching.py": ["tests/circuits/test_path_patching_by_hand.py",
                                              "tests/circuits/test_path_patching.py"],
@@ -93,11 +96,59 @@ MODULES: dict[str, list[str]] = {
 }
 
 # Survivors judged equivalent by reading the code: id -> why no test can tell them apart.
+IN_PLACE = "editing the hook's input in place and returning it gives the same run (no_grad)"
+SITE_CHECK = "the call only validates the site; any layer number does that"
+BATCHING = "patches per pass only changes how the sweep is batched; results are equal (tested)"
+LAST_TOKEN = ("names are never among a prompt's last tokens (templates end `... to {IO} .`) "
+              "nor padding, so the search may stop one early or run one into the padding")
+POOLED_SCALE = ("scales every dimension's pooled std by the same constant, which leaves the "
+                "ranking (all that best_dims returns) unchanged")
+F1_SCALE = "scales every cut's F1 by the same constant: the best cut is the same"
 EQUIVALENT: dict[str, str] = {
     "circuits/composition:_scores:range off by one:range(n_layers) -> range(n_layers - 1)#0":
         "the last layer has no later layer, so its inner loop is empty either way",
     "circuits/evaluation:CircuitEvaluator.without:delete statement:removed = set(removed) -> "
     "pass#0": "the set only speeds up `h not in removed`; a list gives the same answer",
+    "circuits/path_patching:_record:drop call:act.detach().clone() -> act.detach()#0":
+        "nothing edits a recorded q/k/v in place later in the run, so the copy is not needed",
+    "circuits/path_patching:_set_heads:delete statement:act = act.clone() -> pass#0": IN_PLACE,
+    "circuits/path_patching:_set_heads:drop call:act.clone() -> act#0": IN_PLACE,
+    "circuits/patching:_patch_hook:delete statement:act = act.clone() -> pass#0": IN_PLACE,
+    "circuits/patching:_patch_hook:drop call:act.clone() -> act#0": IN_PLACE,
+    "circuits/ablation:_ablate:delete statement:z = z.clone() -> pass#0": IN_PLACE,
+    "circuits/ablation:_ablate:drop call:z.clone() -> z#0": IN_PLACE,
+    "circuits/tracing:_add_noise:delete statement:act = act.clone() -> pass#0": IN_PLACE,
+    "circuits/tracing:_add_noise:drop call:act.clone() -> act#0": IN_PLACE,
+    "circuits/patching:PatchTarget.__post_init__:off by one:0 -> 1#0": SITE_CHECK,
+    "circuits/patching:PatchTarget.__post_init__:off by one:0 -> -1#0": SITE_CHECK,
+    "circuits/patching:_sweep_coords:off by one:0 -> -1#0":
+        "every swept layer's activation has the same shape, so any layer gives the sizes",
+    "circuits/patching:run_with_patches:off by one:0 -> -1#0":
+        "with a single copy of the batch, copy -1 is copy 0",
+    "circuits/patching:activation_patching:argument ignored:patches_per_pass -> None#0": BATCHING,
+    "circuits/ablation:ablation_patching:argument ignored:patches_per_pass -> None#0": BATCHING,
+    "circuits/ablation:template_means:flip bool:True -> False#0":
+        "the group mean broadcasts over the group's rows with or without keepdim",
+    **{f"circuits/ioi:_build_dataset:{m}#{i}": LAST_TOKEN for i in (0, 1) for m in (
+        "slice off by one:end + 1 -> end + 1 - 1", "slice off by one:end + 1 -> end + 1 + 1",
+        "swap operator:end + 1 -> end - 1", "off by one:1 -> 2", "off by one:1 -> 0")},
+    "circuits/ioi:_build_dataset:off by one:0 -> -1#0":
+        "IO occurs exactly once (checked just above), so its first and last positions agree",
+    **{f"features/probing:best_dims:{m}": POOLED_SCALE for m in (
+        "swap operator:squares / max(len(acts) - 2, 1) -> squares * max(len(acts) - 2, 1)#0",
+        "drop right operand:squares / max(len(acts) - 2, 1) -> squares#0",
+        "swap function:max(len(acts) - 2, 1) -> min(len(acts) - 2, 1)#0",
+        "swap operator:len(acts) - 2 -> len(acts) + 2#0",
+        "drop right operand:len(acts) - 2 -> len(acts)#0", "off by one:2 -> 3#2",
+        "off by one:2 -> 1#2", "off by one:1 -> 2#1", "off by one:1 -> 0#1")},
+    "features/probing:tune_threshold:off by one:0 -> -1#0":
+        "cumsum over dim -1 of a 1-D tensor is cumsum over dim 0",
+    "features/probing:tune_threshold:off by one:2 -> 3#0": F1_SCALE,
+    "features/probing:tune_threshold:off by one:2 -> 1#0": F1_SCALE,
+    "features/probing:tune_threshold:change constant:1.0 -> 0.0#0":
+        "calling every example positive always has F1 > 0, so a cut marked 0 never wins",
+    "features/probing:binary_metrics:off by one:1 -> 2#0":
+        "the floor only applies when 2 tp + fp + fn = 0, where the numerator is 0 anyway",
 }
 
 # ---- mutation operators -------------------------------------------------------------------
@@ -161,7 +212,7 @@ def _text(node: ast.AST) -> str:
 
 def _is_check(call: ast.Call) -> bool:
     name = _call_name(call)
-    return name in SKIP_CALLS or name.startswith(("check_", "_check"))
+    return name in SKIP_CALLS or name.startswith(("check_", "_check", "checked_"))
 
 
 def _call_name(call: ast.Call) -> str:
@@ -567,6 +618,14 @@ def run(modules: list[str], timeout_factor: float, min_timeout: float, out_dir: 
     return results
 
 
+def _check_equivalents(ids: set[str], modules: list[str]) -> None:
+    """Warn about entries of EQUIVALENT that match no mutant of these modules (stale ids)."""
+    prefixes = tuple(m.removeprefix("mi_helpers/").removesuffix(".py") + ":" for m in modules)
+    stale = [key for key in EQUIVALENT if key.startswith(prefixes) and key not in ids]
+    for key in stale:
+        print(f"warning: EQUIVALENT names no mutant: {key}", file=sys.stderr)
+
+
 def _save(results: list[Mutant], out_dir: Path) -> None:
     rows = [{k: v for k, v in asdict(m).items() if k != "source"} | {"id": m.id}
             for m in results]
@@ -638,9 +697,12 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         parser.error(f"unknown modules {sorted(unknown)}; known: {list(MODULES)}")
     if args.list:
+        ids = set()
         for module in modules:
             for mutant in _all_mutants(module):
+                ids.add(mutant.id)
                 print(f"L{mutant.line:<4d} {mutant.id}")
+        _check_equivalents(ids, modules)
         return
     if args.show:
         rows = json.loads((args.out / "results.json").read_text())
@@ -651,6 +713,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     start = time.perf_counter()
     results = run(modules, args.timeout_factor, args.min_timeout, args.out, args.verbose)
+    _check_equivalents({m.id for m in results}, modules)
     rows = [{k: v for k, v in asdict(m).items() if k != "source"} | {"id": m.id}
             for m in results]
     table, _ = score_table(rows)

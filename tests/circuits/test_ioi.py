@@ -107,26 +107,34 @@ def test_dataset_cycles_templates_and_keeps_pairs_held_out(zoo4):
     train = ioi_dataset(zoo4, 12, seed=2, heldout=False)
     assert not any(corpus.is_heldout_pair(io, s) for io, s in zip(train.io, train.s))
     assert train.templates == list(corpus.IOI_TRAIN_TEMPLATES)
+    a, b = (data.io[0], data.s[0])  # prompt 0: template 0, ABBA
+    assert data.prompts[0] == (f"When {a} and {b} visited the {data.places[0]}, {b} handed a "
+                               f"{data.objects[0]} to")
     for prompt, io, s, order in zip(data.prompts, data.io, data.s, data.order):
         words = prompt.replace(",", " ").split()
         assert words.count(s) == 2 and words.count(io) == 1
         assert (words.index(io) < words.index(s)) == (order == "ABBA")
 
 
-def test_evaluate_ioi_by_hand(tiny_model):
+def test_evaluate_ioi_by_hand(zoo4):
     from mi_helpers.circuits.ioi import evaluate_ioi
     from mi_helpers.datasets.prompts import tokenize_prompts
     prompts = ["When Mary and John went to the store , John gave a drink to",
-               "Then Anna and Bob sat down , and Bob said to", "Mary saw John and"]
-    io, s = ["Mary", "Anna", "John"], ["John", "Bob", "Mary"]
-    result = evaluate_ioi(tiny_model, prompts, io, s)
-    tokens, ends = tokenize_prompts(tiny_model, prompts)
+               "When Anna and Tom went to the park , Tom gave a book to",
+               "When Mary and John went to the store , John gave a drink to"]
+    io, s = ["Mary", "Anna", "John"], ["John", "Tom", "Mary"]  # the last one swapped
+    result = evaluate_ioi(zoo4, prompts, io, s)
+    tokens, ends = tokenize_prompts(zoo4, prompts)
     with torch.no_grad():
-        final = tiny_model(tokens)[torch.arange(3), ends]
-    io_ids, s_ids = single_token_ids(tiny_model, io), single_token_ids(tiny_model, s)
+        final = zoo4(tokens)[torch.arange(3), ends]
+    io_ids, s_ids = single_token_ids(zoo4, io), single_token_ids(zoo4, s)
     diff = final[torch.arange(3), io_ids] - final[torch.arange(3), s_ids]
     assert result["logit_diff"] == pytest.approx(diff.mean().item(), abs=1e-5)
     assert result["io_beats_s"] == pytest.approx((diff > 0).float().mean().item())
     assert result["top1_accuracy"] == (final.argmax(-1) == io_ids).float().mean().item()
+    assert result["io_beats_s"] == pytest.approx(2 / 3) and result["top1_accuracy"] == \
+        pytest.approx(2 / 3)  # the zoo model gets the first two right
+    tie = evaluate_ioi(zoo4, prompts[:1], ["Mary"], ["Mary"])  # IO = S: a tie is not a win
+    assert tie["logit_diff"] == 0 and tie["io_beats_s"] == 0
     with pytest.raises(ValueError, match="one IO and one S name per prompt"):
-        evaluate_ioi(tiny_model, prompts, io[:2], s)
+        evaluate_ioi(zoo4, prompts, io[:2], s)

@@ -126,6 +126,7 @@ def test_default_grid_is_every_head_before_the_first_receiver(setup):
     receivers = [(2, 0, "q"), (2, 2, "k")]
     grid = path_patching(model, clean, corrupted, metric, receivers)
     assert grid.axes == ("layer", "head") and grid.values[2].isnan().all()
+    assert grid.coords == {"layer": [0, 1, 2], "head": [0, 1, 2, 3]}
     expected = torch.tensor([[by_hand(model, clean, corrupted, metric, [(layer, head)], receivers)
                               for head in range(4)] for layer in range(2)])
     assert torch.allclose(grid.values[:2], expected, atol=1e-4)

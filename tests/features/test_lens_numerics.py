@@ -41,7 +41,7 @@ def test_tuned_lens_loss_is_kl_final_to_lens(tiny_model):
     with torch.no_grad():
         lens.weight.copy_(0.3 * torch.randn(lens.weight.shape, generator=gen))
         lens.bias.copy_(torch.randn(lens.bias.shape, generator=gen))
-    resid = torch.randn(tiny_model.cfg.n_layers - 1, 6, tiny_model.cfg.d_model, generator=gen)
+    resid = torch.randn(tiny_model.cfg.n_layers, 6, tiny_model.cfg.d_model, generator=gen)
     final = (2 * torch.randn(6, tiny_model.cfg.d_vocab, generator=gen)).log_softmax(-1)
     with torch.no_grad():
         ours = _lens_loss(lens, resid, final).item()
@@ -97,10 +97,38 @@ def test_rank_and_probability_by_hand():
 def test_top_tokens_are_best_first(tiny_model):
     logits = torch.zeros(1, 2, tiny_model.cfg.d_vocab)
     logits[0, 0, [7, 3, 9]] = torch.tensor([1.0, 3.0, 2.0])
-    logits[0, 1, 5] = 1.0
-    top = top_tokens(tiny_model, logits, n=2)
+    logits[0, 1, [5, 8]] = torch.tensor([2.0, 1.0])
+    top = top_tokens(tiny_model, logits, n=3)  # more tokens than positions
     decode = tiny_model.tokenizer.decode
-    assert top == [[[decode([3]), decode([9])], [decode([5]), top[0][1][1]]]]
+    assert top[0][0] == [decode([3]), decode([9]), decode([7])]
+    assert top[0][1][:2] == [decode([5]), decode([8])] and len(top[0][1]) == 3
+
+
+def test_training_data_covers_every_token_in_any_batch_size(tiny_model):
+    from mi_helpers.features.lens import _training_data, residual_stack
+    gen = torch.Generator().manual_seed(3)
+    tokens = torch.randint(1, tiny_model.cfg.d_vocab, (7, 6), generator=gen)
+    resid, final = _training_data(tiny_model, tokens, batch_size=3)
+    logits, stack = residual_stack(tiny_model, tokens)
+    assert resid.shape == (tiny_model.cfg.n_layers - 1, 42, tiny_model.cfg.d_model)
+    assert torch.allclose(resid, stack[:-1].flatten(1, 2), atol=1e-5)
+    assert torch.allclose(final, logits.flatten(0, 1).log_softmax(-1), atol=1e-5)
+
+
+def test_training_the_tuned_lens_leaves_the_model_alone(tiny_model, tmp_path):
+    from mi_helpers.features.lens import train_tuned_lens
+    params = list(tiny_model.parameters())
+    flags = [p.requires_grad for p in params]
+    for p in params:
+        p.grad = None
+    lens, losses = train_tuned_lens(tiny_model, torch.randint(1, 100, (4, 8)), steps=2,
+                                    tokens_per_step=16, progress=False)
+    assert all(p.grad is None for p in params)  # frozen while the lens trained
+    assert [p.requires_grad for p in params] == flags  # and restored afterwards
+    assert lens.weight.shape == (tiny_model.cfg.n_layers - 1, 32, 32)  # none for the last layer
+    assert lens.bias.shape == (tiny_model.cfg.n_layers - 1, 32) and len(losses) == 2
+    lens.save(str(tmp_path))  # folders as strings too
+    assert torch.equal(TunedLens.load(str(tmp_path), tiny_model).weight, lens.weight)
 
 
 # ---- direct logit attribution, one head at a time ---------------------------------------

@@ -180,6 +180,14 @@ def test_base_encode_decode_and_decoder_constraints():
     assert torch.allclose(sae.W_dec, unit.detach(), atol=1e-6)  # directions unchanged
 
 
+@pytest.mark.parametrize("arch, norm", [("relu", 0.1), ("topk", 1.0), ("gated", 1.0)])
+def test_initial_decoder_norms_and_tied_encoder(arch, norm):
+    sae = build_sae(d_in=5, d_sae=7, architecture=arch, k=2)
+    assert torch.allclose(sae.W_dec.norm(dim=1), torch.full((7,), norm), atol=1e-6)
+    assert torch.equal(sae.W_enc, sae.W_dec.T)
+    assert sae.W_dec.std() > 0 and (sae.b_dec == 0).all()
+
+
 # ---- metrics ----------------------------------------------------------------------------
 
 def test_fvu_centres_the_total():
