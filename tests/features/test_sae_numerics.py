@@ -69,27 +69,57 @@ def test_jumprelu_forward_cuts_at_the_threshold():
 
 
 def jump_inputs():
+    """eps = 0.2, so the window is |pre - theta| < 0.1: row 0 is inside for both latents,
+    row 1 for latent 0 only (0.08 away; 0.15 would need a window of eps, 0.08 one wider
+    than eps / 3), row 2 outside, row 3 exactly at the thresholds (off, in the window)."""
     theta = torch.tensor([0.5, 0.8], requires_grad=True)
-    pre = torch.tensor([[0.45, 0.75], [0.55, 1.2], [0.8, 0.2]], requires_grad=True)
-    grad = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
-    return pre, theta, grad  # eps = 0.2: window |pre - theta| < 0.1
+    pre = torch.tensor([[0.45, 0.75], [0.58, 1.2], [0.65, 0.2], [0.5, 0.8]], requires_grad=True)
+    grad = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]])
+    return pre, theta, grad
 
 
 def test_jumprelu_threshold_gets_the_pseudo_derivative():
     pre, theta, grad = jump_inputs()
-    _JumpReLU.apply(pre, theta, 0.2).backward(grad)
-    # latent 0: rows 0, 1 in the window -> -(0.5 / 0.2) (1 + 3); latent 1: row 0 -> -(0.8 / 0.2) 2
-    assert theta.grad.tolist() == pytest.approx([-10.0, -8.0])
-    assert pre.grad.tolist() == [[0.0, 0.0], [3.0, 4.0], [5.0, 0.0]]  # where the latent is on
+    out = _JumpReLU.apply(pre, theta, 0.2)
+    assert out[3].tolist() == [0.0, 0.0]
+    out.backward(grad)
+    # latent 0: rows 0, 1, 3 in the window -> -(0.5 / 0.2) (1 + 3 + 7); latent 1: rows 0, 3
+    assert theta.grad.tolist() == pytest.approx([-27.5, -40.0])
+    assert pre.grad.tolist() == [[0.0, 0.0], [3.0, 4.0], [5.0, 0.0], [0.0, 0.0]]  # where on
 
 
 def test_step_threshold_gets_the_pseudo_derivative():
     pre, theta, grad = jump_inputs()
     out = _Step.apply(pre, theta, 0.2)
-    assert out.tolist() == [[0.0, 0.0], [1.0, 1.0], [1.0, 0.0]]
+    assert out.tolist() == [[0.0, 0.0], [1.0, 1.0], [1.0, 0.0], [0.0, 0.0]]
     out.backward(grad)
-    assert theta.grad.tolist() == pytest.approx([-20.0, -10.0])  # -(1 / eps) sum of K
+    assert theta.grad.tolist() == pytest.approx([-55.0, -50.0])  # -(1 / eps) sum of K
     assert pre.grad is None
+
+
+def test_the_window_is_open_as_in_saelens():
+    theta = torch.tensor([0.5], requires_grad=True)
+    pre = torch.tensor([[0.625], [0.375], [0.5]])  # exactly half a bandwidth away, and at it
+    _Step.apply(pre, theta, 0.25).sum().backward()
+    assert theta.grad.item() == pytest.approx(-1 / 0.25)  # only the row at the threshold
+
+
+def test_jumprelu_thresholds_stay_positive_and_reset_with_their_latents():
+    from mi_helpers.features.sae import resample_dead_latents
+    sae = random_params(build_sae(d_in=3, d_sae=5, architecture="jumprelu",
+                                  jumprelu_init_threshold=0.2, jumprelu_bandwidth=10.0), 7)
+    with torch.no_grad():
+        sae.threshold.copy_(torch.tensor([-1.0, 0.5, -0.1, 2.0, 0.3]))
+    sae.after_step()
+    assert sae.threshold.tolist() == pytest.approx([1e-6, 0.5, 1e-6, 2.0, 0.3])
+    assert torch.allclose(sae.W_dec.norm(dim=1), torch.ones(5), atol=1e-6)
+    optimizer = torch.optim.Adam(sae.parameters())
+    sae(torch.randn(16, 3)).loss.backward()
+    optimizer.step()
+    resample_dead_latents(sae, torch.randn(16, 3), torch.tensor([1, 3]), optimizer)
+    assert sae.threshold[[1, 3]].tolist() == pytest.approx([0.2, 0.2])
+    assert (optimizer.state[sae.threshold]["exp_avg"][[1, 3]] == 0).all()
+    assert (optimizer.state[sae.threshold]["exp_avg"][[0, 2, 4]] != 0).all()
 
 
 def test_jumprelu_l0_loss_and_its_gradient():
@@ -97,7 +127,7 @@ def test_jumprelu_l0_loss_and_its_gradient():
                                 jumprelu_bandwidth=0.2),
                       W_enc=torch.eye(2), b_enc=torch.zeros(2), b_dec=torch.zeros(2),
                       threshold=[0.5, 0.8])
-    x = torch.tensor([[0.45, 0.75], [0.55, 1.2], [0.8, 0.2]])
+    x = torch.tensor([[0.45, 0.75], [0.58, 1.2], [0.65, 0.2]])
     out = sae(x, sparsity_scale=0.5)
     assert out.losses["l0"].item() == pytest.approx(0.5 * 0.5 * 3 / 3)  # 3 active in 3 rows
     out.losses["l0"].backward()
@@ -142,6 +172,9 @@ def test_gated_sae_latents_and_losses():
     aux = (gate @ sae.W_dec + sae.b_dec - x).pow(2).sum(-1).mean()
     assert out.losses["l1"].item() == pytest.approx(l1.item(), rel=1e-5)
     assert out.losses["aux"].item() == pytest.approx(aux.item(), rel=1e-5)
+    closed = with_params(build_sae(d_in=3, d_sae=6, architecture="gated"),
+                         b_dec=torch.zeros(3), b_gate=torch.zeros(6), b_mag=torch.ones(6))
+    assert (closed.encode(torch.zeros(2, 3)) == 0).all()  # pi_gate = 0 exactly: the gate is shut
     out.losses["aux"].backward()
     assert sae.W_dec.grad is None or sae.W_dec.grad.abs().max() == 0  # frozen decoder
     assert sae.W_enc.grad.abs().max() > 0
