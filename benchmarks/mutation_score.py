@@ -103,6 +103,8 @@ LAST_TOKEN = ("names are never among a prompt's last tokens (templates end `... 
               "nor padding, so the search may stop one early or run one into the padding")
 POOLED_SCALE = ("scales every dimension's pooled std by the same constant, which leaves the "
                 "ranking (all that best_dims returns) unchanged")
+SYMMETRIC = "the function is symmetric in the two swapped arguments"
+EMPTY_CHUNK = "the extra chunk starts at the end: it is empty and adds nothing"
 F1_SCALE = "scales every cut's F1 by the same constant: the best cut is the same"
 EQUIVALENT: dict[str, str] = {
     "circuits/composition:_scores:range off by one:range(n_layers) -> range(n_layers - 1)#0":
@@ -147,6 +149,47 @@ EQUIVALENT: dict[str, str] = {
     "features/probing:tune_threshold:off by one:2 -> 1#0": F1_SCALE,
     "features/probing:tune_threshold:change constant:1.0 -> 0.0#0":
         "calling every example positive always has F1 > 0, so a cut marked 0 never wins",
+    "features/sae/topk:topk_activation:flip bool:False -> True#0":
+        "the kept values are scattered back to their own indices, in whatever order",
+    "features/sae/jumprelu:_JumpReLU.backward:swap arguments:_in_window(pre, threshold, eps) "
+    "-> _in_window(threshold, pre, eps)#0": SYMMETRIC,
+    "features/sae/jumprelu:_Step.backward:swap arguments:_in_window(pre, threshold, eps) -> "
+    "_in_window(threshold, pre, eps)#0": SYMMETRIC,
+    "features/sae/jumprelu:JumpReLUSAE.latent_axes:off by one:0 -> -1#0":
+        "the threshold is 1-D: axis -1 is axis 0",
+    "features/sae/gated:GatedSAE.sparsity_losses:swap arguments:squared_error(via_gate, x) -> "
+    "squared_error(x, via_gate)#0": SYMMETRIC,
+    "features/sae/matryoshka:MatryoshkaSAE.sparsity_losses:swap arguments:squared_error("
+    "partial, x) -> squared_error(x, partial)#0": SYMMETRIC,
+    "features/sae/metrics:sae_metrics:range off by one:range(0, n, chunk_size) -> "
+    "range(0, n + 1, chunk_size)#0": EMPTY_CHUNK,
+    "features/sae/metrics:ce_loss_recovered:range off by one:range(0, len(tokens), batch_size) "
+    "-> range(0, len(tokens) + 1, batch_size)#0": EMPTY_CHUNK,
+    "features/sae/metrics:ce_loss_recovered.splice:drop call:act.clone() -> act#0": IN_PLACE,
+    "features/sae/metrics:ce_loss_recovered.zero:drop call:act.clone() -> act#0": IN_PLACE,
+    **{f"features/sae/base:SAE.reset_parameters:{m}#0": (
+        "kaiming_uniform_'s `a` only scales the draw, and every row is normalised next")
+       for m in ("drop call:math.sqrt(5) -> 5", "off by one:5 -> 6", "off by one:5 -> 4")},
+    "features/sae/base:SAE.forward:swap arguments:squared_error(reconstruction, x) -> "
+    "squared_error(x, reconstruction)#0": SYMMETRIC,
+    "features/sae/base:SAE.latent_axes:off by one:0 -> -1#1": "biases are 1-D: axis -1 is 0",
+    "universality/matching:shared_activations:argument ignored:batch_size -> None#0": BATCHING,
+    **{f"universality/alignment:residual_map:{m}#0": (
+        "A is centred, so a constant added to B is orthogonal to A's columns and leaves the "
+        "least-squares map unchanged") for m in (
+        "swap operator:resid_b.double() - resid_b.double().mean(0) -> resid_b.double() + "
+        "resid_b.double().mean(0)",
+        "drop right operand:resid_b.double() - resid_b.double().mean(0) -> resid_b.double()",
+        "swap function:resid_b.double().mean(0) -> resid_b.double().sum(0)")},
+    "universality/alignment:mapped_direction_similarity:swap arguments:torch.nn.functional."
+    "cosine_similarity(mapped, dirs_b[pairs], dim=-1) -> torch.nn.functional.cosine_similarity"
+    "(dirs_b[pairs], mapped, dim=-1)#0": SYMMETRIC,
+    "features/autointerp/scoring:pearson:off by one:2 -> 1#0":
+        "a single value is constant, which already returns 0",
+    "features/autointerp/scoring:simulation_score:swap arguments:pearson(predicted, true) -> "
+    "pearson(true, predicted)#0": SYMMETRIC,
+    "core/graph:CircuitGraph.edges:off by one:1 -> 0#0":
+        "the embeddings read nothing, so adding them as a receiver adds no edge",
     "features/probing:binary_metrics:off by one:1 -> 2#0":
         "the floor only applies when 2 tp + fp + fn = 0, where the numerator is 0 anyway",
 }

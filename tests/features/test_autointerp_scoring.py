@@ -27,6 +27,7 @@ def test_pearson_agrees_with_torch():
     assert expected < -0.5
     assert pearson([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]) == 0.0
     assert pearson([1.0, 2.0], [1.0, 1.0]) == 0.0 and pearson([1.0], [2.0]) == 0.0
+    assert pearson([1.0, 2.0], [3.0, 1.0]) == pytest.approx(-1.0)  # two points: a line
     with pytest.raises(ValueError, match="3 values with 2"):
         pearson([1.0, 2.0, 3.0], [1.0, 2.0])
 
@@ -61,13 +62,15 @@ def test_quiet_contexts_are_at_most_a_share_of_the_top():
     only_loud = score_explanation(NAMED, top, rand[1:2])
     assert math.isnan(only_loud["detection"])
     negative = [ctx(" Mary", [-2.0]), ctx(" w", [-1.0])]  # a unit that never exceeds 0
-    assert score_explanation(NAMED, negative, [ctx(" Mary", [0.0])])["detection"] == \
-        pytest.approx(0.5 * (1 / 2 + 0))  # the cut is 0, so the 0.0 context is quiet
+    rand = [ctx(" w", [0.5]), ctx(" Mary", [0.0])]
+    assert score_explanation(NAMED, negative, rand)["detection"] == \
+        pytest.approx(0.5 * (1 / 2 + 0))  # the cut is 0: only the 0.0 context is quiet
 
 
 def test_simulator_bigrams_need_the_previous_token():
     bigram = Explanation('" York" after " New"', [" York"], "tokens", previous={" York": " New"})
-    tokens = [" York", " New", " York", " old", " York"]
-    assert TokenSimulator().predict(bigram, tokens) == [0.0, 0.0, 1.0, 0.0, 0.0]
+    tokens = [" York", " New", " York", " old", " York", " New"]  # nothing before the first
+    assert TokenSimulator().predict(bigram, tokens) == [0.0, 0.0, 1.0, 0.0, 0.0, 0.0]
     both = Explanation("x", [" York", " York"], "tokens", previous={" York": " New"})
-    assert TokenSimulator().predict(both, tokens) == [0.0, 0.0, 1.0, 0.0, 0.0]
+    assert TokenSimulator().predict(both, tokens) == [0.0, 0.0, 1.0, 0.0, 0.0, 0.0]
+    assert TokenSimulator().predict(bigram, [" New", " York"]) == [0.0, 1.0]

@@ -211,6 +211,15 @@ def test_base_encode_decode_and_decoder_constraints():
     sae.normalize_decoder()
     assert torch.allclose(sae.W_dec.norm(dim=1), torch.ones(4), atol=1e-6)
     assert torch.allclose(sae.W_dec, unit.detach(), atol=1e-6)  # directions unchanged
+    with torch.no_grad():
+        sae.W_dec[2] = 0.0  # a dead row stays zero, not NaN
+    sae.W_dec.grad = torch.randn(4, 3)
+    sae.remove_parallel_decoder_grad()
+    sae.normalize_decoder()
+    assert torch.isfinite(sae.W_dec.grad).all() and (sae.W_dec[2] == 0).all()
+    assert sae.encode(x[0]).shape == (4,)  # one activation, no batch axis
+    with pytest.raises(ValueError, match="none \\(a scalar\\)"):
+        sae.encode(torch.tensor(1.0))
 
 
 @pytest.mark.parametrize("arch, norm", [("relu", 0.1), ("topk", 1.0), ("gated", 1.0)])
@@ -264,7 +273,7 @@ def test_sae_metrics_of_an_imperfect_sae_in_chunks():
     assert grid["fvu"] == pytest.approx(metrics["fvu"], rel=1e-5)
 
 
-def ce_by_hand(model, sae, tokens, drop_bos):
+def ce_by_hand(model, sae, tokens, drop_bos, where):
     """Mean next-token loss with the hook's output replaced by the reconstruction (BOS
     kept when ``drop_bos``), and with it zeroed (BOS kept likewise)."""
     def splice(act, hook):
@@ -281,34 +290,35 @@ def ce_by_hand(model, sae, tokens, drop_bos):
 
     losses = {}
     with torch.no_grad():
-        for key, hooks in (("ce_clean", []), ("ce_sae", [(HOOK, splice)]),
-                           ("ce_zero", [(HOOK, zero)])):
+        for key, hooks in (("ce_clean", []), ("ce_sae", [(where, splice)]),
+                           ("ce_zero", [(where, zero)])):
             logits = model.run_with_hooks(tokens, fwd_hooks=hooks)
             losses[key] = F.cross_entropy(logits[:, :-1].flatten(0, 1),
                                           tokens[:, 1:].flatten()).item()
     return losses
 
 
-@pytest.mark.parametrize("drop_bos", [True, False])
-def test_ce_loss_recovered_of_an_imperfect_sae(tiny_model, drop_bos):
+@pytest.mark.parametrize("drop_bos, hook", [(True, HOOK), (False, HOOK),
+                                            (True, "blocks.0.mlp.hook_post")])
+def test_ce_loss_recovered_of_an_imperfect_sae(tiny_model, drop_bos, hook):
+    """On the MLP neurons as well: there a constant is not removed by a layer norm."""
     gen = torch.Generator().manual_seed(7)
     tokens = torch.randint(1, tiny_model.cfg.d_vocab, (5, 9), generator=gen)
     tokens[:, 0] = tiny_model.tokenizer.bos_token_id
-    d = tiny_model.cfg.d_model
-    sae = build_sae(d_in=d, d_sae=2 * d, architecture="relu", hook_name=HOOK)
+    d = tiny_model.cfg.d_model if hook == HOOK else tiny_model.cfg.d_mlp
+    sae = build_sae(d_in=d, d_sae=2 * d, architecture="relu", hook_name=hook)
     eye = torch.eye(d)
     noise = 0.3 * torch.randn(2 * d, d, generator=gen)
     with_params(sae, W_enc=torch.cat([eye, -eye], 1), W_dec=torch.cat([eye, -eye]) + noise,
                 b_enc=torch.zeros(2 * d), b_dec=torch.zeros(d))
     ours = ce_loss_recovered(tiny_model, sae, tokens, drop_bos=drop_bos, batch_size=2)
-    expected = ce_by_hand(tiny_model, sae, tokens, drop_bos)
+    expected = ce_by_hand(tiny_model, sae, tokens, drop_bos, hook)
     for key, value in expected.items():
         assert ours[key] == pytest.approx(value, rel=1e-5), key
-    recovered = (expected["ce_zero"] - expected["ce_sae"]) / (expected["ce_zero"]
-                                                             - expected["ce_clean"])
-    assert ours["ce_recovered"] == pytest.approx(recovered, rel=1e-4)
+    recovered = (ours["ce_zero"] - ours["ce_sae"]) / (ours["ce_zero"] - ours["ce_clean"])
+    assert ours["ce_recovered"] == pytest.approx(recovered, rel=1e-9)
     assert abs(recovered - 1) > 0.01 and abs(recovered) > 0.01  # neither perfect nor useless
-    other = ce_by_hand(tiny_model, sae, tokens, not drop_bos)
+    other = ce_by_hand(tiny_model, sae, tokens, not drop_bos, hook)
     assert abs(other["ce_sae"] - expected["ce_sae"]) > 1e-3  # BOS handling shows here
     sae.cfg.drop_bos = drop_bos  # the default comes from the SAE's config
     assert ce_loss_recovered(tiny_model, sae, tokens)["ce_sae"] == pytest.approx(ours["ce_sae"])

@@ -21,6 +21,47 @@ def test_best_match_is_the_largest_signed_correlation():
     assert fraction_above(torch.tensor([0.5, 0.7, 0.9, 0.2]), 0.7) == 0.25  # strictly above
 
 
+def test_constant_units_correlate_zero_on_either_side():
+    from mi_helpers.universality import correlation_matrix
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(50, 2, generator=gen)
+    corr = correlation_matrix(x, torch.cat([x, torch.full((50, 1), 3.0)], 1))
+    assert torch.isfinite(corr).all() and (corr[:, 2] == 0).all()
+    assert torch.allclose(corr[:, :2], torch.corrcoef(x.T), atol=1e-5)
+
+
+def test_neuron_hooks_and_shared_activations(tiny_model):
+    from mi_helpers.universality import neuron_hooks, shared_activations
+    assert neuron_hooks(tiny_model) == ["blocks.0.mlp.hook_post", "blocks.1.mlp.hook_post"]
+    assert neuron_hooks(tiny_model, [1]) == ["blocks.1.mlp.hook_post"]
+    tokens = tiny_model.to_tokens(["Mary likes the cat", "John likes the dog"])
+    hook = "blocks.1.hook_resid_post"
+    a, b = shared_activations(tiny_model, tiny_model, tokens, hook, batch_size=1)
+    assert a.shape == (2 * 4, 32) and torch.equal(a, b)
+    with_bos, _ = shared_activations(tiny_model, tiny_model, tokens, hook, drop_bos=False)
+    assert with_bos.shape == (2 * 5, 32)
+    _, cache = tiny_model.run_with_cache(tokens)
+    assert torch.allclose(a, cache[hook][:, 1:].reshape(-1, 32), atol=1e-5)
+
+
+def test_tokenizer_mismatch_names_examples():
+    from types import SimpleNamespace
+
+    from mi_helpers.universality import check_same_tokenizer
+
+    def model(vocab):
+        return SimpleNamespace(tokenizer=SimpleNamespace(get_vocab=lambda: vocab))
+
+    a = model({"a": 0, "b": 1, **{f"x{i}": 10 + i for i in range(7)}})
+    b = model({"a": 0, "b": 2, "z": 3})
+    with pytest.raises(ValueError) as info:
+        check_same_tokenizer(a, b)
+    message = str(info.value)
+    assert "only in A: ['x0', 'x1', 'x2', 'x3', 'x4']" in message  # five examples
+    assert "other ids: ['b']" in message
+    check_same_tokenizer(a, a)
+
+
 def test_residual_map_recovers_a_map_despite_offsets():
     gen = torch.Generator().manual_seed(1)
     resid_a = torch.randn(1000, 6, generator=gen) + 10 * torch.randn(6, generator=gen)
