@@ -177,8 +177,8 @@ EQUIVALENT: dict[str, str] = {
     **{f"universality/alignment:residual_map:{m}#0": (
         "A is centred, so a constant added to B is orthogonal to A's columns and leaves the "
         "least-squares map unchanged") for m in (
-        "swap operator:resid_b.double() - resid_b.double().mean(0) -> resid_b.double() + "
-        "resid_b.double().mean(0)",
+        ("swap operator:resid_b.double() - resid_b.double().mean(0) -> resid_b.double() + "
+         "resid_b.double().mean(0)"),
         "drop right operand:resid_b.double() - resid_b.double().mean(0) -> resid_b.double()",
         "swap function:resid_b.double().mean(0) -> resid_b.double().sum(0)")},
     "universality/alignment:mapped_direction_similarity:swap arguments:torch.nn.functional."
@@ -604,8 +604,12 @@ def _preload(scratch: Path) -> None:
                  "transformer_lens.patching", "transformer_lens.head_detector",
                  "transformers", "safetensors.torch", "matplotlib.pyplot"):
         importlib.import_module(name)
-    from transformers import (GPT2Config, GPT2LMHeadModel, GPTNeoXConfig,  # noqa: F401
-                              GPTNeoXForCausalLM)
+    from transformers import (  # noqa: F401
+        GPT2Config,
+        GPT2LMHeadModel,
+        GPTNeoXConfig,
+        GPTNeoXForCausalLM,
+    )
     for name in ("mi_helpers", "mi_helpers.core", "mi_helpers.circuits", "mi_helpers.features",
                  "mi_helpers.features.sae", "mi_helpers.features.autointerp",
                  "mi_helpers.features.dashboards", "mi_helpers.interventions",
@@ -620,7 +624,8 @@ def _preload(scratch: Path) -> None:
 
 
 def run(modules: list[str], timeout_factor: float, min_timeout: float, out_dir: Path,
-        verbose: bool) -> list[Mutant]:
+        verbose: bool, kept: list[dict]) -> list[Mutant]:
+    """Run every mutant of ``modules``; ``kept`` are earlier rows saved alongside them."""
     scratch = _prepare_scratch()
     _preload(scratch)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -655,7 +660,7 @@ def run(modules: list[str], timeout_factor: float, min_timeout: float, out_dir: 
                     print(f"  [{i + 1}/{len(mutants)}] {mutant.status:9s} {mutant.seconds:5.1f}s "
                           f"L{mutant.line} {mutant.id}", flush=True)
                 results.append(mutant)
-            _save(results, out_dir)
+            _save(kept, results, out_dir)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return results
@@ -669,10 +674,17 @@ def _check_equivalents(ids: set[str], modules: list[str]) -> None:
         print(f"warning: EQUIVALENT names no mutant: {key}", file=sys.stderr)
 
 
-def _save(results: list[Mutant], out_dir: Path) -> None:
-    rows = [{k: v for k, v in asdict(m).items() if k != "source"} | {"id": m.id}
+def _rows(results: list[Mutant]) -> list[dict]:
+    return [{k: v for k, v in asdict(m).items() if k != "source"} | {"id": m.id}
             for m in results]
+
+
+def _save(kept: list[dict], results: list[Mutant], out_dir: Path) -> list[dict]:
+    """Write the rows, in the order of MODULES, to ``out_dir/results.json``; return them."""
+    order = list(MODULES)
+    rows = sorted(kept + _rows(results), key=lambda r: order.index(r["module"]))
     (out_dir / "results.json").write_text(json.dumps(rows, indent=1) + "\n")
+    return rows
 
 
 # ---- reporting ----------------------------------------------------------------------------
@@ -703,7 +715,7 @@ def _row(label: str, counts: Counter) -> str:
             f"{equivalent} | {score} |")
 
 
-def write_readme(table: str, results: list[dict], seconds: float) -> None:
+def write_readme(table: str, results: list[dict]) -> None:
     sys.path.insert(0, str(ROOT))  # after the runs: the parent may import the package now
     from mi_helpers.tools.markers import replace_between_markers
 
@@ -716,9 +728,10 @@ def write_readme(table: str, results: list[dict], seconds: float) -> None:
     if equivalent:
         parts += ["Surviving mutants judged equivalent (no result can change):", ""]
         parts += [f"- `{r['id']}`: {EQUIVALENT[r['id']]}" for r in equivalent] + [""]
-    parts.append(f"Measured by `python benchmarks/mutation_score.py --write-readme` in "
-                 f"{seconds / 60:.0f} min (1 thread, {platform.machine()}, Python "
-                 f"{platform.python_version()}).")
+    minutes = sum(r["seconds"] for r in results) / 60
+    parts.append(f"Measured by `python benchmarks/mutation_score.py --write-readme` "
+                 f"({len(results)} mutants, {minutes:.0f} min of test runs on 1 thread, "
+                 f"{platform.machine()}, Python {platform.python_version()}).")
     readme = ROOT / "README.md"
     readme.write_text(replace_between_markers(readme.read_text(), "mutation-score",
                                               "\n".join(parts)))
@@ -733,6 +746,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--min-timeout", type=float, default=30.0)
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "mutation")
     parser.add_argument("--write-readme", action="store_true")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the last run's rows for the modules not run now")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     modules = args.module or list(MODULES)
@@ -754,15 +769,17 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{row['status']:9s} L{row['line']:<4d} {row['id']}")
         print(score_table(rows)[0])
         return
-    start = time.perf_counter()
-    results = run(modules, args.timeout_factor, args.min_timeout, args.out, args.verbose)
+    kept = []
+    if args.merge and (args.out / "results.json").is_file():  # keep the other modules' rows
+        kept = [r for r in json.loads((args.out / "results.json").read_text())
+                if r["module"] not in modules and r["module"] in MODULES]
+    results = run(modules, args.timeout_factor, args.min_timeout, args.out, args.verbose, kept)
     _check_equivalents({m.id for m in results}, modules)
-    rows = [{k: v for k, v in asdict(m).items() if k != "source"} | {"id": m.id}
-            for m in results]
+    rows = _save(kept, results, args.out)
     table, _ = score_table(rows)
     print(table)
     if args.write_readme:
-        write_readme(table, rows, time.perf_counter() - start)
+        write_readme(table, rows)
 
 
 if __name__ == "__main__":
