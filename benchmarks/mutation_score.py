@@ -104,6 +104,8 @@ LAST_TOKEN = ("names are never among a prompt's last tokens (templates end `... 
 POOLED_SCALE = ("scales every dimension's pooled std by the same constant, which leaves the "
                 "ranking (all that best_dims returns) unchanged")
 SYMMETRIC = "the function is symmetric in the two swapped arguments"
+SAME_DRAW = ("each head still joins K with probability 1/2 (a draw of exactly 0.5 has "
+             "probability 0): the same distribution of subsets, as documented")
 EMPTY_CHUNK = "the extra chunk starts at the end: it is empty and adds nothing"
 F1_SCALE = "scales every cut's F1 by the same constant: the best cut is the same"
 EQUIVALENT: dict[str, str] = {
@@ -188,6 +190,12 @@ EQUIVALENT: dict[str, str] = {
         "a single value is constant, which already returns 0",
     "features/autointerp/scoring:simulation_score:swap arguments:pearson(predicted, true) -> "
     "pearson(true, predicted)#0": SYMMETRIC,
+    "circuits/composition:_scores:range off by one:range(n_layers) -> range(n_layers + 1)#0":
+        "an extra layer after the last has no later layer: its inner loop is empty",
+    "features/lens:_training_data:range off by one:range(0, len(tokens), batch_size) -> "
+    "range(0, len(tokens) + 1, batch_size)#0": EMPTY_CHUNK,
+    **{f"circuits/evaluation:{fn}:compare:rng.random() < 0.5 -> rng.random() {op} 0.5#0":
+       SAME_DRAW for fn in ("completeness", "minimality") for op in ("<=", ">")},
     "core/graph:CircuitGraph.edges:off by one:1 -> 0#0":
         "the embeddings read nothing, so adding them as a receiver adds no edge",
     "features/probing:binary_metrics:off by one:1 -> 2#0":
@@ -254,8 +262,10 @@ def _text(node: ast.AST) -> str:
 
 
 def _is_check(call: ast.Call) -> bool:
-    name = _call_name(call)
-    return name in SKIP_CALLS or name.startswith(("check_", "_check", "checked_"))
+    """Whether a call validates input: ``check_x(...)``, also inside ``check_x(...).to(...)``."""
+    calls = [n for n in ast.walk(call) if isinstance(n, ast.Call)]
+    return any(_call_name(c) in SKIP_CALLS
+               or _call_name(c).startswith(("check_", "_check", "checked_")) for c in calls)
 
 
 def _call_name(call: ast.Call) -> str:

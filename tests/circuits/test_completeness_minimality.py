@@ -63,8 +63,10 @@ def test_completeness_points_and_greedy_takes_the_largest_gap():
     def gap(removed):
         return abs(ev.F(frozenset(circuit - removed)) - ev.F(frozenset(everything - removed)))
 
-    points = completeness(ev, CIRCUIT, n_random=6, greedy_steps=3, seed=1)
+    ev.calls.clear()
+    points = completeness(ev, CIRCUIT + CIRCUIT[:1], n_random=6, greedy_steps=3, seed=1)
     assert [p.kind for p in points] == ["empty"] + ["random"] * 6 + ["greedy"] * 3
+    assert len(ev.calls) == 2 * (1 + 6 + 3 + 2 + 1)  # each point is two runs
     for p in points:
         removed = set(p.removed)
         assert removed <= circuit
@@ -103,6 +105,19 @@ def test_minimality_takes_the_largest_change_over_subsets():
     assert mins == pytest.approx({a: 1.0, b: 1.0, c: 0.3, d: 0.0})
     assert set(mins) == set(circuit)
     assert frozenset(circuit) in ev.calls and frozenset([b, c, d]) in ev.calls  # K empty
+    assert len(ev.calls) == 2 + 4 * 2 * (1 + 20)  # full and empty, then 2 F per K per head
+
+
+def test_minimality_needs_random_subsets_with_some_heads_in_and_some_out():
+    """v matters only while u runs and w does not: neither K empty nor K = every other
+    head shows it, only random subsets that hold w but not u."""
+    v, u, w = CIRCUIT
+    ev = StubEvaluator(lambda kept: float(v in kept and u in kept and w not in kept))
+    assert minimality(ev, [w, u, v, u], n_random=20, seed=1)[v] == 1.0  # duplicates, any order
+    graph = CircuitGraph(2, 3)
+    assert minimality(ev, Circuit.from_heads(graph, CIRCUIT), n_random=20, seed=1)[v] == 1.0
+    points = completeness(ev, Circuit.from_heads(graph, CIRCUIT), n_random=2, greedy_steps=1)
+    assert [p.kind for p in points] == ["empty", "random", "random", "greedy"]
 
 
 def test_a_circuit_runs_with_every_other_head_mean_ablated(tiny_model):

@@ -136,5 +136,15 @@ def test_evaluate_ioi_by_hand(zoo4):
         pytest.approx(2 / 3)  # the zoo model gets the first two right
     tie = evaluate_ioi(zoo4, prompts[:1], ["Mary"], ["Mary"])  # IO = S: a tie is not a win
     assert tie["logit_diff"] == 0 and tie["io_beats_s"] == 0
+
+    class Cooler:  # the zoo model with every logit divided by 50: differences below 1
+        def __getattr__(self, name):
+            return getattr(zoo4, name)
+
+        def __call__(self, tokens):
+            return zoo4(tokens) / 50
+
+    small = evaluate_ioi(Cooler(), prompts, io, s)
+    assert abs(small["logit_diff"]) < 1 and small["io_beats_s"] == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="one IO and one S name per prompt"):
         evaluate_ioi(zoo4, prompts, io[:2], s)

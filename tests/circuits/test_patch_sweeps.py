@@ -22,7 +22,7 @@ def test_patches_per_pass_follows_its_budget(monkeypatch):
     assert default_patches_per_pass(fake("cpu", 100), tokens) == 1024 * 3 // 16
     assert default_patches_per_pass(fake("cuda:0", 100), tokens) == 2**16 // 16
     assert default_patches_per_pass(fake("cuda", 50_000), tokens) == 2**26 // (16 * 50_000)
-    monkeypatch.setattr(patching, "MAX_LOGITS_PER_PASS", 2**20)
+    monkeypatch.setattr(patching, "MAX_LOGITS_PER_PASS", 2**18)  # not one pass's logits
     assert default_patches_per_pass(fake("cpu", 50_000), tokens) == 1  # at least one
 
 

@@ -92,7 +92,7 @@ def test_best_dims_rank_by_effect_size_not_mean_difference():
     labels = torch.cat([torch.ones(100), torch.zeros(200)]).long()
     z, one = torch.randn(300, 6, generator=gen), labels == 1
     acts = torch.stack([
-        z[:, 0] + 50 + 2.0 * labels,  # far from zero
+        10 * z[:, 0] + 50 + 4.0 * labels,  # far from zero; the largest raw difference
         z[:, 1] + 1.5 * labels,
         torch.where(one, 3 * z[:, 2] + 1.0, 0.5 * z[:, 2]),  # spread mostly in class 1
         torch.where(one, 0.5 * z[:, 3] + 0.6, 3 * z[:, 3]),  # spread mostly in class 0
@@ -103,10 +103,10 @@ def test_best_dims_rank_by_effect_size_not_mean_difference():
     pooled = ((ones.var(0) * (len(ones) - 1) + zeros.var(0) * (len(zeros) - 1))
               / (len(acts) - 2)).sqrt()
     effect = (ones.mean(0) - zeros.mean(0)).abs() / pooled.clamp_min(1e-8)
-    assert effect.argsort(descending=True).tolist() == [0, 1, 2, 5, 3, 4]
-    assert best_dims(acts, labels, 6).tolist() == [0, 1, 2, 5, 3, 4]
-    assert best_dims(acts, labels, 2).tolist() == [0, 1]
-    assert best_dims(acts, labels.bool(), 1).tolist() == [0]
+    assert effect.argsort(descending=True).tolist() == [1, 2, 5, 0, 3, 4]
+    assert best_dims(acts, labels, 6).tolist() == [1, 2, 5, 0, 3, 4]
+    assert best_dims(acts, labels, 2).tolist() == [1, 2]
+    assert best_dims(acts, labels.bool(), 1).tolist() == [1]
 
 
 def standardised_gradient(probe, acts, labels, l2):

@@ -242,13 +242,14 @@ def test_fvu_centres_the_total():
 
 def test_sparsity_metrics_by_hand():
     latents = torch.tensor([[1.0, 0.0, 0.0, 2.0], [0.0, 0.0, 3.0, 1.0], [0.0, -1.0, 0.0, 1.0],
-                            [0.0, 0.0, 0.0, 1.0]])
-    assert l0(latents).item() == pytest.approx(7 / 4)
+                            [0.0, 0.0, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0]])  # 5 rows, 4 latents
+    assert l0(latents).item() == pytest.approx(7 / 5)
     density = feature_density(latents)
-    assert density.tolist() == [0.25, 0.25, 0.25, 1.0]
+    assert density.tolist() == pytest.approx([0.2, 0.2, 0.2, 0.8])
     assert dead_fraction(torch.tensor([0.0, 0.1, 0.0, 1.0])) == 0.5
-    assert dense_fraction(density, threshold=0.25) == 0.25  # 0.25 is not above 0.25
-    assert dense_fraction(density, threshold=0.2) == 1.0
+    assert dense_fraction(density, threshold=0.5) == 0.25
+    assert dense_fraction(torch.tensor([0.25, 0.5, 0.3, 0.25]), threshold=0.25) == 0.5  # not =
+    assert dense_fraction(density, threshold=0.1) == 1.0
 
 
 def test_sae_metrics_of_an_imperfect_sae_in_chunks():

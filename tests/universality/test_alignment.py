@@ -59,6 +59,9 @@ def test_tokenizer_mismatch_names_examples():
     message = str(info.value)
     assert "only in A: ['x0', 'x1', 'x2', 'x3', 'x4']" in message  # five examples
     assert "other ids: ['b']" in message
+    c = model({"a": 0, "b": 1, **{f"x{i}": 30 + i for i in range(7)}})
+    with pytest.raises(ValueError, match=r"other ids: \['x0', 'x1', 'x2', 'x3', 'x4'\]\)"):
+        check_same_tokenizer(a, c)
     check_same_tokenizer(a, a)
 
 
