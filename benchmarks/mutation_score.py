@@ -9,19 +9,23 @@ module's mirrored unit tests then run against it (``pytest -x``, with a time lim
 failing or timed-out run **kills** the mutant; a passing run lets it **survive**.
 
 Mutants are generated from the syntax tree (only inside function bodies; never in
-input guards whose body is a ``raise``, error messages, f-strings, ``__repr__`` or
-progress-bar arguments), so each is a real, runnable variant of the code. Survivors
-that cannot change any result (e.g. ``>`` for ``>=`` on a value that is never equal)
-are judged **equivalent** by hand and listed in :data:`EQUIVALENT` with the reason;
-the score is ``killed / (killed + survived)`` over the non-equivalent mutants.
+input validation, i.e. guards whose body is a ``raise`` and ``x = check_x(x)`` lines,
+nor in error messages, f-strings, ``__repr__`` or progress-bar arguments), so each is a
+real, runnable variant of the code. Survivors that cannot change any result (e.g. the
+two arguments of a symmetric function swapped) are judged **equivalent** by reading the
+code and listed in :data:`EQUIVALENT` with the reason; the score is
+``killed / (killed + survived)`` over the non-equivalent mutants.
 
 Speed: the parent process imports torch and transformer-lens once and forks a child per
 mutant; the child imports the mutated package from a scratch copy and runs pytest in
 process. Run it niced, on one thread::
 
     OMP_NUM_THREADS=1 nice python benchmarks/mutation_score.py --write-readme
-    python benchmarks/mutation_score.py --module mi_helpers/features/lens.py --show survived
+    python benchmarks/mutation_score.py --show survived      # the last run's survivors
     python benchmarks/mutation_score.py --list          # the mutants, without running them
+    python benchmarks/mutation_score.py --merge --module mi_helpers/features/lens.py \
+        --write-readme                                  # re-run one module, keep the rest
+    python benchmarks/mutation_score.py --show survived --write-readme   # after judging
 
 The table goes between the README's ``mutation-score`` markers; every run also writes
 ``build/mutation/results.json`` (one row per mutant) for inspection.
@@ -104,8 +108,9 @@ LAST_TOKEN = ("names are never among a prompt's last tokens (templates end `... 
 POOLED_SCALE = ("scales every dimension's pooled std by the same constant, which leaves the "
                 "ranking (all that best_dims returns) unchanged")
 SYMMETRIC = "the function is symmetric in the two swapped arguments"
-SAME_DRAW = ("each head still joins K with probability 1/2 (a draw of exactly 0.5 has "
-             "probability 0): the same distribution of subsets, as documented")
+SAME_DRAW = ("each head still joins K with probability 1/2, as documented (a draw of "
+             "exactly 0.5 has probability 0); equivalent in distribution, though a given seed "
+             "then draws other subsets")
 EMPTY_CHUNK = "the extra chunk starts at the end: it is empty and adds nothing"
 F1_SCALE = "scales every cut's F1 by the same constant: the best cut is the same"
 EQUIVALENT: dict[str, str] = {
@@ -114,7 +119,8 @@ EQUIVALENT: dict[str, str] = {
     "circuits/evaluation:CircuitEvaluator.without:delete statement:removed = set(removed) -> "
     "pass#0": "the set only speeds up `h not in removed`; a list gives the same answer",
     "circuits/path_patching:_record:drop call:act.detach().clone() -> act.detach()#0":
-        "nothing edits a recorded q/k/v in place later in the run, so the copy is not needed",
+        "nothing edits a recorded q/k/v in place later in the run (checked on GPT-2 and "
+        "GPT-NeoX), so the copy is not needed",
     "circuits/path_patching:_set_heads:delete statement:act = act.clone() -> pass#0": IN_PLACE,
     "circuits/path_patching:_set_heads:drop call:act.clone() -> act#0": IN_PLACE,
     "circuits/patching:_patch_hook:delete statement:act = act.clone() -> pass#0": IN_PLACE,
@@ -676,6 +682,14 @@ def run(modules: list[str], timeout_factor: float, min_timeout: float, out_dir: 
     return results
 
 
+def _relabel(rows: list[dict]) -> list[dict]:
+    """Survivors of an earlier run that EQUIVALENT now lists count as equivalent."""
+    for row in rows:
+        if row["status"] == "survived" and row["id"] in EQUIVALENT:
+            row["status"] = "equivalent"
+    return rows
+
+
 def _check_equivalents(ids: set[str], modules: list[str]) -> None:
     """Warn about entries of EQUIVALENT that match no mutant of these modules (stale ids)."""
     prefixes = tuple(m.removeprefix("mi_helpers/").removesuffix(".py") + ":" for m in modules)
@@ -736,8 +750,11 @@ def write_readme(table: str, results: list[dict]) -> None:
         parts += ["Surviving mutants (not equivalent; tests to add):", ""]
         parts += [f"- `{r['id']}`" for r in survivors] + [""]
     if equivalent:
-        parts += ["Surviving mutants judged equivalent (no result can change):", ""]
-        parts += [f"- `{r['id']}`: {EQUIVALENT[r['id']]}" for r in equivalent] + [""]
+        by_reason: dict[str, list[str]] = defaultdict(list)
+        for r in equivalent:
+            by_reason[EQUIVALENT[r["id"]]].append(f"`{r['id']}`")
+        parts += ["Surviving mutants judged equivalent (no result can change), by reason:", ""]
+        parts += [f"- {reason}: {', '.join(ids)}" for reason, ids in by_reason.items()] + [""]
     minutes = sum(r["seconds"] for r in results) / 60
     parts.append(f"Measured by `python benchmarks/mutation_score.py --write-readme` "
                  f"({len(results)} mutants, {minutes:.0f} min of test runs on 1 thread, "
@@ -773,7 +790,9 @@ def main(argv: list[str] | None = None) -> None:
         _check_equivalents(ids, modules)
         return
     if args.show:
-        rows = json.loads((args.out / "results.json").read_text())
+        rows = _relabel(json.loads((args.out / "results.json").read_text()))
+        if args.write_readme:  # equivalents judged since the run: no need to run again
+            write_readme(score_table(rows)[0], rows)
         for row in rows:
             if args.show == "all" or row["status"] == "survived":
                 print(f"{row['status']:9s} L{row['line']:<4d} {row['id']}")
