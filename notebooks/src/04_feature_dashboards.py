@@ -306,7 +306,7 @@ print("e.g.", repr(example.explanations[0][:80]), "->", f"{example.simulation[0]
 # %%
 fig, ax = plt.subplots(figsize=(8, 3))
 ax.boxplot([r.simulation.numpy() for r in scored.values()],
-           tick_labels=[f"{w}\n{k}" for w, k in scored], vert=True)
+           tick_labels=[f"{w}\n{k}" for w, k in scored])
 ax.set_ylabel("simulation score (correlation)")
 ax.tick_params(axis="x", labelsize=8)
 plt.tight_layout()
