@@ -13,7 +13,7 @@ Usage::
     python benchmarks/hub_shape.py --only 01,05    # a subset
     python benchmarks/hub_shape.py --write-readme  # also the README's hub-shape table
 
-Results go to ``benchmarks/results/hub_shape.json`` (merged per notebook). Each notebook
+Results go to ``benchmarks/hub_shape.json`` (merged per notebook). Each notebook
 runs in its own process so that ``RUSAGE_CHILDREN`` gives its kernel's peak resident memory.
 """
 
@@ -35,7 +35,7 @@ from mi_helpers.tools import runner  # noqa: E402
 from mi_helpers.tools.markers import replace_between_markers  # noqa: E402
 
 MODELS = ROOT / "build" / "hub-shape"
-RESULTS = ROOT / "benchmarks" / "results" / "hub_shape.json"
+RESULTS = ROOT / "benchmarks" / "hub_shape.json"
 SMALL, MEDIUM = (12, 768, 12), (24, 1024, 16)
 NO_MODEL_PARAMETER = ("11", "13")  # Tracr-compiled and freshly trained models only
 
@@ -92,10 +92,10 @@ def main(argv: list[str] | None = None) -> None:
             row = {"errors": [f"stopped after {time.perf_counter() - start:.0f} s"]}
         results[name] = row
         print(f"  {row}", flush=True)
-    results["_machine"] = (f"{os.cpu_count()} CPU cores, {platform.machine()}, "
-                           f"torch threads {os.environ.get('OMP_NUM_THREADS', 'default')}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+        results["_machine"] = (f"{os.cpu_count()} CPU cores, {platform.machine()}, "
+                               f"torch threads {os.environ.get('OMP_NUM_THREADS', 'default')}")
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(results, indent=1) + "\n")  # after each: nothing lost
     if args.write_readme:
         readme = ROOT / "README.md"
         readme.write_text(replace_between_markers(readme.read_text(), "hub-shape",

@@ -279,7 +279,7 @@ def check_labels(labels: Int[Tensor, "batch"], n_examples: int) -> Int[Tensor, "
     if not torch.isin(labels, torch.tensor([0, 1], dtype=labels.dtype, device=labels.device)).all():
         bad = sorted({float(v) for v in labels.unique().tolist()} - {0.0, 1.0})
         raise ValueError(f"labels must be exactly 0 or 1, got the values "
-                         f"{[f'{v:g}' for v in bad[:5]]}; binarise "
+                         f"[{', '.join(f'{v:g}' for v in bad[:5])}]; binarise "
                          f"them first (e.g. labels > 0.5)")
     labels = labels.long()
     if labels.unique().numel() < 2:

@@ -157,6 +157,11 @@ def _common_prefix(a: str, b: str) -> str:
     return a[:n]
 
 
+def _leading_slots(*templates: str) -> set[str]:
+    """Slots that open a template (``"{S} sees ..."``): their words come without a space."""
+    return {found.group(1) for t in templates if (found := re.match(r"{(\w+)}", t))}
+
+
 def minimal_pairs(model, clean: str, corrupted: str, slots: Mapping[str, Sequence[str]], n: int,
                   seed: int = 0) -> tuple[Int[Tensor, "batch pos"], Int[Tensor, "batch pos"],
                                           list[dict[str, str]]]:
@@ -164,8 +169,9 @@ def minimal_pairs(model, clean: str, corrupted: str, slots: Mapping[str, Sequenc
 
     Each ``{SLOT}`` of ``clean`` and ``corrupted`` is filled, pair by pair, with the same
     word drawn from ``slots[SLOT]``, keeping only words that are single tokens for this
-    model, so every prompt has the same length and positions line up across the batch
-    (as per-position patching needs). E.g. ``"{S} sees {O} near the"`` against
+    model (after a space, and also without one for a slot that opens a template), so every
+    prompt has the same length and positions line up across the batch (as per-position
+    patching needs). E.g. ``"{S} sees {O} near the"`` against
     ``"{S} sees {O} . the"``.
 
     Returns:
@@ -180,6 +186,8 @@ def minimal_pairs(model, clean: str, corrupted: str, slots: Mapping[str, Sequenc
     if missing:
         raise ValueError(f"no words given for the slots {missing}")
     words = {name: single_token_words(model, slots[name]) for name in sorted(names)}
+    for name in _leading_slots(clean, corrupted):  # no space before it: BPE tokenizes it apart
+        words[name] = [w for w in words[name] if len(model.to_tokens(w, prepend_bos=False)[0]) == 1]
     empty = sorted(name for name, found in words.items() if not found)
     if empty:
         raise ValueError(f"no word of the slots {empty} is a single token for this tokenizer")

@@ -23,3 +23,13 @@ def test_bad_templates_are_named(tiny_model):
         minimal_pairs(tiny_model, "{S} sees", "{S} sees", {"S": ["Zyxwv"]}, 2)
     with pytest.raises(ValueError, match="same length"):
         minimal_pairs(tiny_model, "{S} sees the", "{S} sees", {"S": ["Mary"]}, 2)
+
+
+def test_a_slot_that_opens_the_template_needs_words_without_a_space_too(gpt2_model):
+    """GPT-2's BPE: " Claire" is one token, "Claire" (no space, at the start) is two."""
+    slots = {"S": ["Mary", "Claire", "John", "Zoe"], "O": ["Claire", "Tina"]}
+    clean, corrupted, fills = minimal_pairs(gpt2_model, "{S} sees {O} near the",
+                                            "{S} sees {O} . the", slots, n=16, seed=0)
+    assert clean.shape == corrupted.shape == (16, 6)  # BOS + 5 words, every one a token
+    assert {f["S"] for f in fills} == {"Mary", "John"}  # Claire and Zoe split at the start
+    assert {f["O"] for f in fills} == {"Claire", "Tina"}  # after a space they are one token

@@ -11,8 +11,15 @@ import torch
 import torch.nn.functional as F
 
 from mi_helpers.features.attribution import direction_logits, head_logits, mlp_logits
-from mi_helpers.features.lens import (Lens, TunedLens, _lens_loss, kl_to_final, lens_logits,
-                                      target_rank_and_prob, top_tokens)
+from mi_helpers.features.lens import (
+    Lens,
+    TunedLens,
+    _lens_loss,
+    kl_to_final,
+    lens_logits,
+    target_rank_and_prob,
+    top_tokens,
+)
 
 PROMPT = "the old dog follows Mary near the park ."
 
@@ -35,20 +42,23 @@ def test_kl_to_final_is_the_mean_of_kl_final_to_layer():
     assert ours[-1] == 0
 
 
-def test_tuned_lens_loss_is_kl_final_to_lens(tiny_model):
-    lens = TunedLens(tiny_model)
+def test_tuned_lens_loss_is_kl_final_to_lens():
+    """The loss is the mean over layers of KL(final || lens), the final distribution being
+    the lens at the last residual (the model's own output), not the reverse KL. A stand-in
+    lens with peaked outputs (a random tiny model's are nearly uniform: every KL ~ 0)."""
     gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        lens.weight.copy_(0.3 * torch.randn(lens.weight.shape, generator=gen))
-        lens.bias.copy_(torch.randn(lens.bias.shape, generator=gen))
-    resid = torch.randn(tiny_model.cfg.n_layers, 6, tiny_model.cfg.d_model, generator=gen)
-    final = (2 * torch.randn(6, tiny_model.cfg.d_vocab, generator=gen)).log_softmax(-1)
-    with torch.no_grad():
-        ours = _lens_loss(lens, resid, final).item()
-        per_layer = [F.kl_div(lens(resid[layer], layer).log_softmax(-1), final, log_target=True,
-                              reduction="batchmean") for layer in range(len(resid))]
-        reverse = [F.kl_div(final, lens(resid[layer], layer).log_softmax(-1), log_target=True,
-                            reduction="batchmean") for layer in range(len(resid))]
+    readouts = 3 * torch.randn(3, 8, 20, generator=gen)  # layer d_model d_vocab
+
+    def lens(resid, layer):
+        return resid @ readouts[layer]
+
+    resid = torch.randn(3, 6, 8, generator=gen)
+    ours = _lens_loss(lens, resid).item()
+    final = lens(resid[-1], 2).log_softmax(-1)
+    per_layer = [F.kl_div(lens(resid[layer], layer).log_softmax(-1), final, log_target=True,
+                          reduction="batchmean") for layer in range(2)]
+    reverse = [F.kl_div(final, lens(resid[layer], layer).log_softmax(-1), log_target=True,
+                        reduction="batchmean") for layer in range(2)]
     assert ours == pytest.approx(torch.stack(per_layer).mean().item(), rel=1e-5)
     assert abs(torch.stack(reverse).mean().item() - ours) > 0.1
 
@@ -108,11 +118,13 @@ def test_training_data_covers_every_token_in_any_batch_size(tiny_model):
     from mi_helpers.features.lens import _training_data, residual_stack
     gen = torch.Generator().manual_seed(3)
     tokens = torch.randint(1, tiny_model.cfg.d_vocab, (7, 6), generator=gen)
-    resid, final = _training_data(tiny_model, tokens, batch_size=3)
+    resid = _training_data(tiny_model, tokens, batch_size=3)
     logits, stack = residual_stack(tiny_model, tokens)
-    assert resid.shape == (tiny_model.cfg.n_layers - 1, 42, tiny_model.cfg.d_model)
-    assert torch.allclose(resid, stack[:-1].flatten(1, 2), atol=1e-5)
-    assert torch.allclose(final, logits.flatten(0, 1).log_softmax(-1), atol=1e-5)
+    assert resid.shape == (len(stack), 42, tiny_model.cfg.d_model)
+    assert torch.allclose(resid, stack.flatten(1, 2), atol=1e-5)
+    with torch.no_grad():  # the last residual, through the untrained lens, is the output
+        final = TunedLens(tiny_model)(resid[-1], len(resid) - 1)
+    assert torch.allclose(final.log_softmax(-1), logits.flatten(0, 1).log_softmax(-1), atol=1e-4)
 
 
 def test_training_the_tuned_lens_leaves_the_model_alone(tiny_model, tmp_path):

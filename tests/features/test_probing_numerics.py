@@ -146,7 +146,8 @@ def test_probe_on_doubles_and_a_constant_dimension():
     acts[:, 0] += 2 * labels
     acts[:, 2] = 5.0  # never varies
     probe = fit_probe(acts, labels)
-    assert probe.direction.dtype == torch.float32 and torch.isfinite(probe.direction).all()
+    # the probe follows its activations' dtype (a float64 model gets float64 probes)
+    assert probe.direction.dtype == torch.float64 and torch.isfinite(probe.direction).all()
     assert probe.direction[2] == 0 and probe.direction[0] > 0
 
 

@@ -88,7 +88,7 @@ def test_empty_selection_and_offline_hub_model_fail_before_running(tmp_path, mon
     ("01_logit_lens.ipynb", "KL raw"),
     ("02_probing.ipynb", "after projecting out random directions"),
     ("03_sparse_autoencoders.ipynb", "the committed SAEs are for zoo-2l"),
-    ("04_feature_dashboards.ipynb", "by this explainer and score"),
+    ("04_feature_dashboards.ipynb", "SAE latents - neurons"),
     ("05_activation_patching.ipynb", "cosine similarity of the tracing"),
     ("06_ioi_circuit.ipynb", "the reference check is skipped"),
     ("07_induction_circuits.ipynb", "into the values"),

@@ -5,8 +5,15 @@ and where a unit fires in another model's space."""
 import pytest
 import torch
 
-from mi_helpers.universality import (best_matches, fraction_above, latent_centroids, map_quality,
-                                     mapped_direction_similarity, recurring_heads, residual_map)
+from mi_helpers.universality import (
+    best_matches,
+    fraction_above,
+    latent_centroids,
+    map_quality,
+    mapped_direction_similarity,
+    recurring_heads,
+    residual_map,
+)
 
 
 def test_best_match_is_the_largest_signed_correlation():
@@ -70,9 +77,13 @@ def test_residual_map_recovers_a_map_despite_offsets():
     resid_a = torch.randn(1000, 6, generator=gen) + 10 * torch.randn(6, generator=gen)
     true_map = torch.randn(6, 4, generator=gen)
     resid_b = resid_a @ true_map + 7 * torch.randn(4, generator=gen)
-    mapping = residual_map(resid_a, resid_b)
+    mapping = residual_map(resid_a, resid_b, method="lstsq")
     assert mapping.shape == (6, 4) and torch.allclose(mapping, true_map, atol=1e-3)
     assert map_quality(resid_a, resid_b, mapping) == pytest.approx(1.0, abs=1e-6)
+    ridge = residual_map(resid_a, resid_b)  # the default: shrunk by its penalty, 1% here
+    assert torch.allclose(ridge, true_map, rtol=0.03, atol=0.01)
+    assert not torch.allclose(ridge, true_map, atol=1e-3)
+    assert map_quality(resid_a, resid_b, ridge) > 0.999
 
 
 def test_map_quality_is_r_squared_on_centred_data():
