@@ -33,6 +33,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from .core.checks import check_circuit
+
 __all__ = ["attention_heads", "plot_attention", "heatmap", "plot_circuit", "embed_mode",
            "CircuitsVisHTML"]
 
@@ -114,6 +116,21 @@ def _rounded(x: Tensor, decimals: int = 3) -> list:
     return torch.round(x.detach().float().cpu(), decimals=decimals).tolist()
 
 
+def _check_pattern(pattern: Tensor, tokens: list[str], head_names: list[str] | None
+                   ) -> list[str]:
+    """Check one prompt's ``[head, dest_pos, src_pos]`` pattern and its labels; the head names."""
+    if not isinstance(tokens, (list, tuple)) or not all(isinstance(t, str) for t in tokens):
+        raise TypeError(f"tokens must be a list of token strings (e.g. model.to_str_tokens("
+                        f"prompt)), got {type(tokens).__name__}")
+    if pattern.ndim != 3 or pattern.shape[-1] != len(tokens) or pattern.shape[1] != len(tokens):
+        raise ValueError(f"pattern must be [head, dest_pos, src_pos] with dest_pos = src_pos = "
+                         f"{len(tokens)} tokens, got shape {tuple(pattern.shape)}")
+    names = list(head_names) if head_names else [f"H{h}" for h in range(pattern.shape[0])]
+    if len(names) != pattern.shape[0]:
+        raise ValueError(f"{len(names)} head_names for {pattern.shape[0]} heads; give one per head")
+    return names
+
+
 def attention_heads(pattern: Float[Tensor, "head dest_pos src_pos"], tokens: list[str],
                     head_names: list[str] | None = None) -> CircuitsVisHTML:
     """Interactive attention patterns of several heads (circuitsvis ``AttentionHeads``).
@@ -123,10 +140,7 @@ def attention_heads(pattern: Float[Tensor, "head dest_pos src_pos"], tokens: lis
         tokens: the prompt's tokens as strings, one per position.
         head_names: a label per head (default ``H0``, ``H1``, …).
     """
-    if pattern.ndim != 3 or pattern.shape[-1] != len(tokens):
-        raise ValueError(f"pattern must be [head, dest_pos, src_pos] with src_pos = "
-                         f"{len(tokens)} tokens, got shape {tuple(pattern.shape)}")
-    names = head_names or [f"H{h}" for h in range(pattern.shape[0])]
+    names = _check_pattern(pattern, tokens, head_names)
     return CircuitsVisHTML("AttentionHeads", {"attention": _rounded(pattern),
                                               "tokens": tokens, "attentionHeadNames": names})
 
@@ -137,15 +151,12 @@ def plot_attention(pattern: Float[Tensor, "head dest_pos src_pos"], tokens: list
 
     Panels grow with the number of tokens so that every token label stays readable.
     """
-    if pattern.ndim != 3 or pattern.shape[-1] != len(tokens):
-        raise ValueError(f"pattern must be [head, dest_pos, src_pos] with src_pos = "
-                         f"{len(tokens)} tokens, got shape {tuple(pattern.shape)}")
+    names = _check_pattern(pattern, tokens, head_names)
     n_heads, n_tokens = pattern.shape[0], len(tokens)
     ncols = min(ncols, n_heads)
     nrows = (n_heads + ncols - 1) // ncols
     side = max(2.6, 0.16 * n_tokens + 0.8)
     fig, axes = plt.subplots(nrows, ncols, figsize=(side * ncols, side * nrows), squeeze=False)
-    names = head_names or [f"H{h}" for h in range(n_heads)]
     labels = [t.replace("\n", "\\n") for t in tokens]
     for ax, h in zip(axes.flat, range(n_heads)):
         ax.imshow(pattern[h].detach().float().cpu(), cmap=CMAPS["score"], vmin=0, vmax=1)
@@ -241,7 +252,10 @@ def plot_circuit(circuit, effects: Float[Tensor, "edge"] | None = None, title: s
     width proportional to ``|effect|``. Nodes outside the circuit are faint. Returns
     the axes.
     """
-    graph = circuit.graph
+    graph = check_circuit(circuit).graph
+    if effects is not None and tuple(torch.as_tensor(effects).shape) != (len(graph.edges),):
+        raise ValueError(f"effects must have one value per edge of the graph "
+                         f"({len(graph.edges)}), got shape {tuple(torch.as_tensor(effects).shape)}")
     n_heads = graph.n_heads
     place = {}
     for node in graph.nodes:

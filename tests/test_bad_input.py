@@ -2,11 +2,16 @@
 its own message, naming the problem in the user's terms (one case at least per function;
 the per-module tests add more)."""
 
+from functools import cache
+
 import pytest
 import torch
 
-from mi_helpers import circuits, core, datasets, features, interventions, universality, viz
-from mi_helpers.features import autointerp, dashboards, sae
+from mi_helpers import (circuits, core, datasets, dynamics, features, interventions, universality,
+                        viz)
+from mi_helpers.core import Circuit, CircuitGraph, Head
+from mi_helpers.features import autointerp, dashboards, probing, sae, superposition
+from mi_helpers.features.attribution import logit_difference_attribution
 
 PROMPT = "When Mary and John went to the store , John gave a drink to"
 
@@ -22,6 +27,41 @@ def tokens(m, text=PROMPT):
 
 def metric(logits):
     return logits[:, -1, 5].mean()
+
+
+@cache
+def evaluator(m):
+    toks = tokens(m)
+    return circuits.CircuitEvaluator(m, toks, metric, circuits.head_means(m, toks))
+
+
+@cache
+def neuron_stats(m):
+    """A reader of layer 0's neurons, its statistics and the tokens they were collected on."""
+    reader = dashboards.NeuronReader(m, 0)
+    toks = m.to_tokens(["the cat sat on the mat .", "Mary gave a drink to John ."])
+    return reader, dashboards.collect_statistics(m, reader, toks, progress=False), toks
+
+
+@cache
+def dashboard(m):
+    reader, stats, toks = neuron_stats(m)
+    return dashboards.build_dashboard(m, reader, stats, toks, 0, n_top=2)
+
+
+def full_cache(m):
+    names = [core.hook_name("embed"), core.hook_name("pos_embed"),
+             *core.layer_hooks(m, "attn_out"), *core.layer_hooks(m, "mlp_out")]
+    return core.run_cached(m, tokens(m), names)[1]
+
+
+def graph(m):
+    return CircuitGraph.from_model(m)
+
+
+LABELS = torch.tensor([0, 1] * 6)
+STEERING_ROWS = [{"direction": "probe", "scale": 2.0, "loss_increase": 0.1,
+                  "behaviour_change": 0.4}]
 
 
 CASES = {
@@ -192,6 +232,198 @@ CASES = {
     "heatmap not 2-D": (lambda m: viz.heatmap(torch.zeros(3)), ValueError, r"\[row, col\]"),
     "attention_heads wrong shape": (lambda m: viz.attention_heads(torch.zeros(3, 3), ["a"] * 3),
                                     ValueError, "dest_pos"),
+    # --- every other function the notebooks import (issue 14) ---
+    # core
+    "Head fractional layer (/ instead of //)": (lambda m: Head(7 / 2, 1), TypeError,
+                                                "a layer is an int, got float 3.5"),
+    "Head negative index": (lambda m: Head(-1, 0), ValueError, "check_heads"),
+    "all_heads model name": (lambda m: core.all_heads("zoo-2l"), TypeError,
+                             r"load it first: load_model\('zoo-2l'\)"),
+    "CircuitGraph fractional size": (lambda m: CircuitGraph(2.5, 4), ValueError,
+                                     "n_layers must be an int"),
+    "Circuit heads instead of edges": (
+        lambda m: Circuit(graph(m), frozenset([(1, 1)])), TypeError,
+        r"set of Edge values.*Circuit.from_heads"),
+    "residual_components cache without the outputs": (
+        lambda m: core.residual_components(
+            core.run_cached(m, tokens(m), [core.hook_name("embed")])[1], m.cfg.n_layers),
+        ValueError, r"cache lacks \['blocks.0.hook_attn_out'"),
+    "residual_components fewer layers than cached": (
+        lambda m: core.residual_components(full_cache(m), 1), ValueError,
+        "holds layer 1's outputs but n_layers=1"),
+    # circuits
+    "abc_corruption arguments swapped": (
+        lambda m: circuits.abc_corruption(m, circuits.ioi_dataset(m, 4)), TypeError,
+        "dataset must be an IOIDataset"),
+    "abc_corruption too few names": (
+        lambda m: circuits.abc_corruption(
+            circuits.ioi_dataset(m, 4, names=["Mary", "John", "Tom", "Bob"]), m,
+            names=["Mary", "John", "Tom", "Bob"]), ValueError,
+        "three names other than its IO and S"),
+    "attention_patterns float tokens": (
+        lambda m: circuits.attention_patterns(m, tokens(m).float()), TypeError,
+        "integer token ids"),
+    "circuit_metrics circuit of a zoo-4l graph": (
+        lambda m: circuits.circuit_metrics(m, PROMPT, PROMPT, metric,
+                                           [Circuit.from_heads(CircuitGraph(4, 8), [(3, 7)])]),
+        ValueError, "built on another graph"),
+    "circuit_metrics one circuit, not a list": (
+        lambda m: circuits.circuit_metrics(m, PROMPT, PROMPT, metric,
+                                           Circuit.from_heads(graph(m), [(1, 1)])),
+        TypeError, r"pass a list of circuits, e.g. \[circuit\]"),
+    "completeness model instead of an evaluator": (
+        lambda m: circuits.completeness(m, [(1, 1)]), TypeError,
+        "evaluator must be a CircuitEvaluator"),
+    "completeness negative n_random": (
+        lambda m: circuits.completeness(evaluator(m), [(1, 1)], n_random=-1), ValueError,
+        "n_random must be >= 0"),
+    "faithfulness circuit for a model with other heads": (
+        lambda m: circuits.faithfulness(evaluator(m),
+                                        Circuit.from_heads(CircuitGraph(2, 8), [(1, 1)])),
+        ValueError, "2 layers of 8 heads, but this one has 2 of 4"),
+    "minimality head out of range": (lambda m: circuits.minimality(evaluator(m), [(1, 9)]),
+                                     IndexError, "head 9 is out of range"),
+    "composition_baseline no samples": (
+        lambda m: circuits.composition_baseline(m, "K", n_samples=0), ValueError,
+        "n_samples must be > 0"),
+    "ioi_dataset float count": (lambda m: circuits.ioi_dataset(m, 4.0), ValueError,
+                                "n must be an int, got 4.0"),
+    # datasets
+    "induction_pair repeat of one token": (lambda m: datasets.induction_pair(m, 1, 4),
+                                           ValueError, "rep_len must be at least 2"),
+    "ioi_split no sentences": (lambda m: datasets.ioi_split(0), ValueError, "n must be > 0"),
+    "is_single_token word with its space": (
+        lambda m: datasets.is_single_token(m, " Mary"), ValueError, "without surrounding spaces"),
+    "single_token_words one string": (lambda m: datasets.single_token_words(m, "Mary"),
+                                      TypeError, r"wrap it in a list: \['Mary'\]"),
+    "length_matched labels 0/2": (lambda m: datasets.length_matched([3, 3, 4, 4], [0, 2, 0, 2]),
+                                  ValueError, "exactly 0 or 1"),
+    "logits_at position beyond the prompt": (
+        lambda m: datasets.logits_at(torch.zeros(2, 5, 7), torch.tensor([4, 5])), IndexError,
+        "position 5 is beyond the prompt"),
+    "logits_at not one position per prompt": (
+        lambda m: datasets.logits_at(torch.zeros(2, 5, 7), torch.tensor([4, 3, 2])), ValueError,
+        r"one position per example \(2\)"),
+    "logits_at logits of one prompt": (
+        lambda m: datasets.logits_at(torch.zeros(5, 7), torch.tensor([4, 3, 1, 1, 1])),
+        ValueError, r"\[batch, pos, d_vocab\]"),
+    "repeated_random_tokens fractional length": (
+        lambda m: datasets.repeated_random_tokens(m, 2.5), ValueError, "rep_len must be an int"),
+    # dynamics
+    "induction_spec no steps": (lambda m: dynamics.induction_spec(steps=0), ValueError,
+                                "steps must be > 0"),
+    "spec_probes model name": (lambda m: dynamics.spec_probes("zoo-2l"), TypeError,
+                               "spec must be a ZooSpec"),
+    "spec_probes repeat longer than the context": (
+        lambda m: dynamics.spec_probes(dynamics.induction_spec(), rep_lens=(10, 40)), ValueError,
+        "rep_len=40 needs 81 positions"),
+    # features
+    "lens_kl lens of another model": (
+        lambda m: features.lens_kl(m, tokens(m), features.Lens(universality.random_like(m, 1))),
+        ValueError, "built for another model"),
+    "logit_difference_attribution ids not per prompt": (
+        lambda m: logit_difference_attribution(m, tokens(m), torch.tensor([5, 6]),
+                                               torch.tensor([7, 8])),
+        ValueError, r"correct_ids have shape \(2,\): give one id per prompt \(1\)"),
+    "export_html missing folder": (lambda m: dashboards.export_html(dashboard(m), "/nowhere/d.html"),
+                                   FileNotFoundError, "folder /nowhere does not exist"),
+    "render_html statistics instead of a dashboard": (
+        lambda m: dashboards.render_html(neuron_stats(m)[1]), TypeError, "build_dashboard"),
+    "interpretability reader and statistics swapped": (
+        lambda m: dashboards.interpretability(m, neuron_stats(m)[1], neuron_stats(m)[0],
+                                              neuron_stats(m)[2], autointerp.TokenExplainer()),
+        TypeError, "reader must be a UnitReader"),
+    "DashboardWidget unit out of range": (
+        lambda m: dashboards.DashboardWidget(m, *neuron_stats(m), start=999), IndexError,
+        "neuron 999 is out of range"),
+    "StaticHTML dashboard not rendered": (lambda m: dashboards.StaticHTML(dashboard(m)),
+                                          TypeError, r"StaticHTML\(render_html\(dash\)\)"),
+    "SAELatentReader model instead of an SAE": (lambda m: dashboards.SAELatentReader(m),
+                                                TypeError, "sae must be a SAE"),
+    "group_splits held-out group as a string": (
+        lambda m: probing.group_splits(list("abcdef") * 2, LABELS, "a"), TypeError,
+        "held_out must be a set of groups"),
+    "group_splits labels not 0/1": (
+        lambda m: probing.group_splits(list("abcdef") * 2, LABELS * 0.7, {"a"}), ValueError,
+        "exactly 0 or 1"),
+    "probe_with_control integer activations": (
+        lambda m: probing.probe_with_control(torch.randint(0, 3, (12, 4)), LABELS), TypeError,
+        "activations must be floats"),
+    "train_probe splits sharing rows": (
+        lambda m: probing.train_probe(torch.randn(12, 4), LABELS,
+                                      splits=(torch.arange(12), torch.arange(6), torch.arange(6))),
+        ValueError, "splits share rows"),
+    "save_sae density of the wrong length": (
+        lambda m: sae.save_sae(sae.build_sae(d_in=8, d_sae=16), "/nonexistent-unused",
+                               feature_density=torch.rand(5)),
+        ValueError, r"one value per latent \(16\)"),
+    "feature_geometry of an SAE": (
+        lambda m: superposition.feature_geometry(sae.build_sae(d_in=8, d_sae=16)), TypeError,
+        "model must be a ToyModel"),
+    "train_toy_model zero learning rate": (
+        lambda m: superposition.train_toy_model(superposition.ToyModel(5, 2, [0.9]), lr=0.0),
+        ValueError, "lr must be > 0"),
+    "ToyModel sparsity 1": (lambda m: superposition.ToyModel(5, 2, [1.0]), ValueError,
+                            r"probabilities in \[0, 1\)"),
+    # interventions
+    "best_within_cost rows of another sweep": (
+        lambda m: interventions.best_within_cost([{"family": "pca", "iia": 0.5}], 0.1),
+        ValueError, "pass the rows of steering_sweep"),
+    "summarise rows of another sweep": (lambda m: interventions.summarise(STEERING_ROWS),
+                                        ValueError, "pass the rows of compare_bases"),
+    "contrastive_vector text instead of tokens": (
+        lambda m: interventions.contrastive_vector(m, [PROMPT], [PROMPT],
+                                                   core.hook_name("resid_post", 0)),
+        TypeError, "model.to_tokens"),
+    "iia tokens instead of pairs": (
+        lambda m: interventions.iia(m, tokens(m), core.hook_name("resid_post", 0),
+                                    torch.eye(32)[:, :1]), TypeError,
+        "pairs must be a CounterfactualPairs"),
+    "task_accuracy no prompts per pass": (
+        lambda m: interventions.task_accuracy(m, interventions.ioi_pairs(m, 4), batch_size=0),
+        ValueError, "batch_size must be > 0"),
+    "ioi_pairs one pair": (lambda m: interventions.ioi_pairs(m, 1), ValueError,
+                           "at least 2 prompts"),
+    "language_words model name": (lambda m: interventions.language_words("zoo-2l"), TypeError,
+                                  "load it first"),
+    "patchscope_logits target position beyond the prompt": (
+        lambda m: interventions.patchscope_logits(m, tokens(m), tokens(m), target_pos=99),
+        IndexError, "position 99 is beyond the prompt"),
+    "probe_basis labels not 0/1": (
+        lambda m: interventions.probe_basis(torch.randn(12, 4), LABELS * 0.7), ValueError,
+        "exactly 0 or 1"),
+    # universality
+    "check_same_tokenizer model name": (
+        lambda m: universality.check_same_tokenizer(m, "gpt2"), TypeError,
+        r"model_b must be a loaded model.*load_model\('gpt2'\)"),
+    "fraction_above whole correlation matrix": (
+        lambda m: universality.fraction_above(torch.rand(3, 4), 0.5), ValueError,
+        "one finite correlation per unit"),
+    "map_quality transposed mapping": (
+        lambda m: universality.map_quality(torch.randn(10, 4), torch.randn(10, 6),
+                                           torch.randn(6, 4)), ValueError,
+        r"mapping must be \[d_model_a, d_model_b\] = \[4, 6\]"),
+    "mapped_direction_similarity index beyond B": (
+        lambda m: universality.mapped_direction_similarity(
+            torch.randn(3, 4), torch.randn(3, 4), torch.eye(4), torch.tensor([0, 1, 5])),
+        IndexError, "pairs index B's directions up to 5"),
+    "random_like Hugging Face model": (lambda m: universality.random_like(m.original_model),
+                                       TypeError, "TransformerLens model from load_model"),
+    "recurring_heads list of grids": (
+        lambda m: universality.recurring_heads([torch.rand(2, 4)], 0.5), TypeError,
+        "scores_by_model must be a dict"),
+    # viz
+    "plot_attention too few head names": (
+        lambda m: viz.plot_attention(torch.rand(4, 5, 5), ["a"] * 5, head_names=["H0"]),
+        ValueError, "1 head_names for 4 heads"),
+    "plot_attention pattern not square": (
+        lambda m: viz.plot_attention(torch.rand(4, 3, 5), ["a"] * 5), ValueError,
+        "dest_pos = src_pos = 5 tokens"),
+    "plot_circuit heads instead of a circuit": (lambda m: viz.plot_circuit([(1, 1)]), TypeError,
+                                                "circuit must be a Circuit"),
+    "plot_circuit effects not per edge": (
+        lambda m: viz.plot_circuit(Circuit.from_heads(graph(m), [(1, 1)]), torch.rand(5)),
+        ValueError, "one value per edge of the graph"),
 }
 
 

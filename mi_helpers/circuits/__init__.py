@@ -10,7 +10,8 @@
 * :mod:`.ioi`: the IOI dataset, its ABC corruption and metrics;
 * circuits at scale, on the edges of :class:`~mi_helpers.core.graph.CircuitGraph`:
   :mod:`.edge_model` (the forward pass over the graph; :mod:`.edge_memory`, how much a
-  pass holds), :mod:`.edge_patching` (exact edge patching, the oracle),
+  pass holds; it also runs Tracr's LayerNorm-free, bidirectional models),
+  :mod:`.edge_patching` (exact edge patching, the oracle, with resample or zero ablation),
   :mod:`.attribution` (attribution patching, EAP, EAP-IG), :mod:`.acdc` (ACDC),
   :mod:`.edge_circuits` (choosing circuits, faithfulness curves, MIB's CPR and CMD).
 """
@@ -23,7 +24,7 @@ from .edge_circuits import (MIB_BUDGETS, FaithfulnessCurve, cpr_cmd, edge_effect
                             faithfulness_curves, greedy_circuit, select_circuit, spearman,
                             top_edges)
 from .edge_model import EdgeModel
-from .edge_patching import circuit_metrics, edge_patching
+from .edge_patching import circuit_metrics, edge_differences, edge_patching
 from .evaluation import CircuitEvaluator, completeness, faithfulness, minimality
 from .head_scores import attention_patterns, head_scores, offset_score
 from .ioi import IOIDataset, abc_corruption, evaluate_ioi, ioi_dataset
@@ -40,7 +41,7 @@ __all__ = [
     "composition_scores", "composition_baseline",
     "head_scores", "attention_patterns", "offset_score",
     "IOIDataset", "ioi_dataset", "abc_corruption", "evaluate_ioi",
-    "EdgeModel", "edge_patching", "circuit_metrics",
+    "EdgeModel", "edge_patching", "circuit_metrics", "edge_differences",
     "edge_attribution", "node_attribution", "acdc",
     "edge_effects", "top_edges", "edges_above", "greedy_circuit", "select_circuit",
     "FaithfulnessCurve", "faithfulness_curves", "cpr_cmd", "spearman", "MIB_BUDGETS",

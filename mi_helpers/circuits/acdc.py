@@ -12,7 +12,8 @@ receiver, :mod:`.edge_model`) and keep it removed if the metric changes by less 
 * a task metric (e.g. the logit difference): removed if it moves by less than ``tau``
   either way.
 
-What remains is a :class:`~mi_helpers.core.graph.Circuit`. A receiver none of whose
+With ``corrupted=None`` a removed edge carries zeros instead (zero ablation). What
+remains is a :class:`~mi_helpers.core.graph.Circuit`. A receiver none of whose
 outputs is left in the circuit cannot affect the metric, so its incoming edges are
 removed without being tried (their effect is zero up to rounding).
 
@@ -44,7 +45,8 @@ __all__ = ["acdc"]
 
 
 def acdc(model, clean: Sequence[str] | Int[Tensor, "batch pos"],
-         corrupted: Sequence[str] | Int[Tensor, "batch pos"], metric: Metric | str = "kl", *,
+         corrupted: Sequence[str] | Int[Tensor, "batch pos"] | None,
+         metric: Metric | str = "kl", *,
          tau: float, positions: int | Int[Tensor, "batch"] = -1,
          patches_per_pass: int | None = None, memory_budget: int = DEFAULT_MEMORY_BUDGET,
          progress: bool = True) -> Circuit:
@@ -52,7 +54,8 @@ def acdc(model, clean: Sequence[str] | Int[Tensor, "batch pos"],
 
     Args:
         model: a TransformerLens model in compatibility mode.
-        clean, corrupted: prompts or ``[batch, pos]`` tokens of the same shape.
+        clean, corrupted: prompts or ``[batch, pos]`` tokens of the same shape;
+            ``corrupted=None``: zero ablation.
         metric: ``"kl"`` (KL from the clean run at ``positions``) or a task metric,
             logits ``[batch, pos, d_vocab]`` -> scalar.
         tau: the threshold (> 0): an edge whose removal changes the metric by less goes.

@@ -71,13 +71,14 @@ def edge_attribution(model, clean: Sequence[str] | Int[Tensor, "batch pos"],
         A :class:`SweepResult` with axes ``("edge",)``: ``values = corrupted + estimate``.
 
     Raises:
-        ValueError: a bad ``ig_steps`` or ``variant``, prompts of different lengths, a
-            metric that is not differentiable.
+        ValueError: a bad ``ig_steps`` or ``variant``, prompts of different lengths, no
+            corrupted prompts, a metric that is not differentiable.
         MemoryError: one pass would exceed ``memory_budget`` (the message gives the estimate).
     """
     check_positive("ig_steps", ig_steps, integer=True)
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")
+    _check_corrupted(corrupted)
     tokens = as_tokens(model, clean)
     per_pass = copies_per_pass(model, tokens, "gradient", steps_per_pass, memory_budget,
                                "edge attribution")
@@ -103,6 +104,7 @@ def node_attribution(model, clean: Sequence[str] | Int[Tensor, "batch pos"],
     Returns:
         A :class:`SweepResult` with axes ``("node",)`` over ``graph.senders``.
     """
+    _check_corrupted(corrupted)
     tokens = as_tokens(model, clean)
     copies_per_pass(model, tokens, "gradient", 1, memory_budget, "node attribution")
     em, _ = build_edge_model(model, tokens, corrupted)
@@ -122,6 +124,13 @@ def node_attribution(model, clean: Sequence[str] | Int[Tensor, "batch pos"],
     scores = torch.einsum("bpsd,bpsd->s", delta, grad)
     return _result(em, metric, scores, ("node",), {"node": em.graph.senders},
                    "attribution patching")
+
+
+def _check_corrupted(corrupted) -> None:
+    if corrupted is None:
+        raise ValueError("attribution estimates patching from a corrupted run, so it needs "
+                         "corrupted prompts (zero ablation, corrupted=None, has no run to take "
+                         "gradients in)")
 
 
 def _result(em: EdgeModel, metric: Metric, scores: Tensor, axes, coords, name: str) -> SweepResult:

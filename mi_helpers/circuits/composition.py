@@ -20,6 +20,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from ..core.checks import check_positive
+
 __all__ = ["composition_scores", "composition_baseline", "KINDS"]
 
 KINDS = ("Q", "K", "V")
@@ -80,6 +82,7 @@ def composition_baseline(model, kind: str = "K", n_samples: int = 20, seed: int 
     ``d_model`` dimensions do not score 0, and how far above 0 depends on the two sizes.
     """
     _check_kind(kind)
+    check_positive("n_samples", n_samples, integer=True)
     gen = torch.Generator().manual_seed(seed)
     d_model, d_head = model.cfg.d_model, model.cfg.d_head
 

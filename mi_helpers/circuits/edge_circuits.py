@@ -206,7 +206,7 @@ def faithfulness_curves(model, clean, corrupted, metric: Metric, results: Sequen
     values = circuit_metrics(model, clean, corrupted, metric, circuits, engine=em,
                              patches_per_pass=patches_per_pass, memory_budget=memory_budget)
     clean_m = metric_value(metric, em.clean.logits).item()
-    corrupted_m = metric_value(metric, em.corrupted.logits).item()
+    corrupted_m = metric_value(metric, em.corrupted_logits).item()
     f = ((values - corrupted_m) / (clean_m - corrupted_m)).view(len(results), len(sizes))
     return [FaithfulnessCurve(r.method, budgets, sizes, row.tolist()) for r, row in zip(results, f)]
 

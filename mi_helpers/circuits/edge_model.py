@@ -19,8 +19,13 @@ nothing before layer 3). On construction it reruns the clean and corrupted promp
 and checks its logits against the model's own, so an architecture it does not
 reproduce fails loudly instead of giving wrong edges.
 
-Supported: sequential (not parallel) attention and MLP blocks, LayerNorm or RMSNorm,
-learned or rotary positions (GPT-2, GPT-NeoX/Pythia-style zoo models, ...).
+Supported: sequential (not parallel) attention and MLP blocks, LayerNorm, RMSNorm or
+none, causal or bidirectional attention, learned or rotary positions (GPT-2, the zoo's
+GPT-NeoX models, Tracr models: no LayerNorm, bidirectional attention, and a layer that
+only attends or only has an MLP compiled with zero weights in the other half, whose
+edges then carry nothing). A patch gives the receiver the sender's output in the
+corrupted run (**resample ablation**) or, built without corrupted prompts, zeros
+(**zero ablation**).
 
 How many copies of the batch a pass holds is decided in :mod:`.edge_memory`.
 """
@@ -49,6 +54,9 @@ LOGIT_TOLERANCE = 1e-3  # max |our logits - model logits| / max(1, max |logits|)
 def _gelu_tanh(x: Tensor) -> Tensor:
     return F.gelu(x, approximate="tanh")
 
+
+NORMALIZATIONS = ("LN", "LNPre", "RMS", "RMSPre", None)  # None: no norm (e.g. Tracr)
+ATTENTION_DIRS = ("causal", "bidirectional")  # Tracr compiles bidirectional attention
 
 ACTIVATIONS = {"gelu": F.gelu, "gelu_new": _gelu_tanh, "gelu_pytorch_tanh": _gelu_tanh,
                "gelu_fast": _gelu_tanh, "relu": F.relu, "silu": F.silu}
@@ -101,8 +109,10 @@ def _unsupported(model) -> str | None:
         (getattr(cfg, "positional_embedding_type", "standard") not in ("standard", "rotary"),
          f"{getattr(cfg, 'positional_embedding_type', '?')} positions"),
         (getattr(cfg, "rotary_adjacent_pairs", False), "GPT-J style rotary pairs"),
-        (getattr(cfg, "normalization_type", "LN") not in ("LN", "LNPre", "RMS", "RMSPre"),
+        (getattr(cfg, "normalization_type", "LN") not in NORMALIZATIONS,
          f"normalization {getattr(cfg, 'normalization_type', '?')}"),
+        (getattr(cfg, "attention_dir", "causal") not in ATTENTION_DIRS,
+         f"attention direction {getattr(cfg, 'attention_dir', '?')}"),
         (getattr(cfg, "act_fn", "gelu") not in ACTIVATIONS, f"activation {cfg.act_fn}"),
         (bool(getattr(cfg, "attn_scores_soft_cap", -1) > 0), "attention soft-capping"),
         (bool(getattr(cfg, "output_logits_soft_cap", -1) > 0), "logit soft-capping"),
@@ -116,14 +126,21 @@ class EdgeModel:
 
     Args:
         model: a TransformerLens model in compatibility mode (e.g. from ``load_model``).
-        clean, corrupted: ``[batch, pos]`` token ids of the same shape (checked by callers).
+        clean, corrupted: ``[batch, pos]`` token ids of the same shape (checked by callers);
+            ``corrupted=None`` for zero ablation (then :attr:`corrupted` is None and
+            :attr:`replacement` is zeros).
+
+    Attributes:
+        replacement: ``[batch, pos, sender, d_model]`` what a patched edge carries instead:
+            the corrupted run's sender outputs, or zeros.
 
     Raises:
         ValueError: an architecture this forward pass does not reproduce (the message
             says which feature), or logits that differ from the model's own.
     """
 
-    def __init__(self, model, clean: Int[Tensor, "batch pos"], corrupted: Int[Tensor, "batch pos"]):
+    def __init__(self, model, clean: Int[Tensor, "batch pos"],
+                 corrupted: Int[Tensor, "batch pos"] | None):
         why = _unsupported(model)
         if why:
             raise ValueError(f"edge-level methods rebuild each receiver's input from the senders' "
@@ -137,8 +154,23 @@ class EdgeModel:
         self._weights()
         self.slots = {node: i for i, node in enumerate(self.graph.senders)}
         self.clean = self._run_state(clean)
-        self.corrupted = self._run_state(corrupted)
+        self.corrupted = None if corrupted is None else self._run_state(corrupted)
+        self.replacement = (torch.zeros_like(self.clean.senders) if self.corrupted is None
+                            else self.corrupted.senders)
         self.batch, self.n_pos = clean.shape
+
+    @property
+    def ablation(self) -> str:
+        """``"resample"`` (patches carry the corrupted run's outputs) or ``"zero"``."""
+        return "zero" if self.corrupted is None else "resample"
+
+    @property
+    def corrupted_logits(self) -> Float[Tensor, "batch pos d_vocab"]:
+        """The logits with *every* edge patched: the corrupted run's, or with zero ablation
+        the run in which every receiver reads nothing but the biases."""
+        if self.corrupted is not None:
+            return self.corrupted.logits
+        return self.patched_logits(torch.ones(1, len(self.graph.edges)))
 
     # ---- weights and the pieces of a layer ------------------------------------------------
 
@@ -155,6 +187,7 @@ class EdgeModel:
             self.ln2 = [self._norm_params(b.ln2) for b in m.blocks] if self.graph.mlps else []
             self.ln_final = self._norm_params(m.ln_final)
         self.act = ACTIVATIONS[self.cfg.act_fn]
+        self.causal = getattr(self.cfg, "attention_dir", "causal") == "causal"
         scale = getattr(self.cfg, "attn_scale", -1)
         self.attn_scale = math.sqrt(self.cfg.d_head) if scale in (None, -1, -1.0) else scale
         if not getattr(self.cfg, "use_attn_scale", True):
@@ -167,8 +200,10 @@ class EdgeModel:
                 None if bias is None else bias.detach().clone())
 
     def norm(self, x: Tensor, params: tuple[Tensor | None, Tensor | None]) -> Tensor:
-        """The model's LayerNorm (or RMSNorm) over the last axis."""
+        """The model's LayerNorm or RMSNorm over the last axis (none: ``x`` itself)."""
         weight, bias = params
+        if self.cfg.normalization_type is None:
+            return x
         if self.cfg.normalization_type in ("LN", "LNPre"):
             return F.layer_norm(x, x.shape[-1:], weight, bias, self.cfg.eps)
         x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.cfg.eps)
@@ -191,9 +226,11 @@ class EdgeModel:
         if self.rotary is not None:
             q, k = self._rotate(q), self._rotate(k)
         scores = torch.einsum("bqhe,bkhe->bhqk", q, k) / self.attn_scale
-        n_pos = scores.shape[-1]
-        causal = torch.ones(n_pos, n_pos, dtype=torch.bool, device=scores.device).tril()
-        pattern = scores.masked_fill(~causal, float("-inf")).softmax(-1)
+        if self.causal:
+            n_pos = scores.shape[-1]
+            causal = torch.ones(n_pos, n_pos, dtype=torch.bool, device=scores.device).tril()
+            scores = scores.masked_fill(~causal, float("-inf"))
+        pattern = scores.softmax(-1)
         z = torch.einsum("bhqk,bkhe->bqhe", pattern, v)
         return torch.einsum("bqhe,hed->bqhd", z, self.w["W_O"][layer])
 
@@ -334,8 +371,9 @@ class EdgeModel:
                        ) -> Float[Tensor, "copy_batch pos d_vocab"]:
         """The clean run with, in copy ``c``, every edge ``e`` patched by ``removed[c, e]``.
 
-        ``removed[c, e] = 1`` makes the receiver read the sender's *corrupted* output in
-        place of its output in this copy's run (0: untouched; in between: a mix).
+        ``removed[c, e] = 1`` makes the receiver read the sender's *corrupted* output (or
+        zeros, see :attr:`replacement`) in place of its output in this copy's run (0:
+        untouched; in between: a mix).
         Downstream of a patched receiver everything is recomputed, so a sender's output
         in a copy may differ from its clean one. Copy ``c`` is rows ``c * batch`` to
         ``(c + 1) * batch`` of the result.
@@ -344,14 +382,14 @@ class EdgeModel:
         n_copies, batch = len(removed), self.batch
         start = self.start_stage(removed)
         senders = self.clean.senders.repeat(n_copies, 1, 1, 1)  # later stages overwrite theirs
-        corrupted = self.corrupted.senders
+        replacement = self.replacement
 
         def receive(stage: Stage, x: Tensor, live: Tensor) -> Tensor | None:
             block = removed[:, self.edge_block(stage)]
             if not block.any():
                 return None
             n = self.n_senders(stage)
-            diff = corrupted[:, :, :n] - live[:, :, :n].unflatten(0, (n_copies, batch))
+            diff = replacement[:, :, :n] - live[:, :, :n].unflatten(0, (n_copies, batch))
             diff = diff.transpose(-1, -2).reshape(n_copies, -1, n)  # copy (batch pos d) sender
             inputs = len(CHANNELS) * self.cfg.n_heads if stage.kind == "attn" else 1
             weights = block.view(n_copies, inputs, n).transpose(1, 2)  # copy sender input

@@ -32,7 +32,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from ..core.checks import check_tokens
+from ..core.checks import check_circuit, check_positive, check_tokens, check_type
 from ..core.graph import Circuit
 from ..core.heads import Head, all_heads, check_heads
 from ..core.hooks import hook_name
@@ -46,8 +46,15 @@ Heads = Collection[tuple[int, int]] | Circuit
 
 def _heads(model, circuit: Heads, what: str = "circuit head") -> list[Head]:
     """The heads of a :class:`Circuit` or of a list of ``(layer, head)`` pairs, checked."""
+    if isinstance(circuit, Circuit):
+        check_circuit(circuit, model=model)
     heads = circuit.heads if isinstance(circuit, Circuit) else list(circuit)
     return check_heads(model, heads, what)
+
+
+def _check_evaluator(evaluator) -> None:
+    check_type("evaluator", evaluator, CircuitEvaluator,
+               "build one with CircuitEvaluator(model, tokens, metric, means)")
 
 
 class CircuitEvaluator:
@@ -138,6 +145,7 @@ class Faithfulness:
 
 def faithfulness(evaluator: CircuitEvaluator, circuit: Heads) -> Faithfulness:
     """How much of the model's metric the circuit alone reproduces."""
+    _check_evaluator(evaluator)
     return Faithfulness(evaluator.full, evaluator.score(circuit), evaluator.empty)
 
 
@@ -167,6 +175,9 @@ def completeness(evaluator: CircuitEvaluator, circuit: Heads, n_random: int = 10
     Returns:
         Points for ``K`` empty, the random subsets and each greedy step.
     """
+    _check_evaluator(evaluator)
+    check_positive("n_random", n_random, integer=True, allow_zero=True)
+    check_positive("greedy_steps", greedy_steps, integer=True, allow_zero=True)
     circuit = sorted(set(_heads(evaluator.model, circuit)))
     everything = evaluator.all_heads
 
@@ -194,6 +205,8 @@ def minimality(evaluator: CircuitEvaluator, circuit: Heads, n_random: int = 5,
     (each head in with probability 1/2). A head whose best value is near 0 could be
     dropped from the circuit.
     """
+    _check_evaluator(evaluator)
+    check_positive("n_random", n_random, integer=True, allow_zero=True)
     circuit = sorted(set(_heads(evaluator.model, circuit)))
     rng = random.Random(seed)
     out = {}

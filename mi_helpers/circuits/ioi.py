@@ -16,7 +16,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from ..core.checks import check_prompts
+from ..core.checks import check_model, check_positive, check_prompts, check_type
 from ..core.metrics import logit_difference
 from ..datasets.prompts import (logits_at, natural_text, single_token_ids, single_token_words,
                                 tokenize_prompts)
@@ -142,7 +142,8 @@ def ioi_dataset(model, n: int, seed: int = 0, *, templates: Sequence[str] | None
         ValueError: fewer than 3 names, a given name that is not a single token (the
             message names them), or a template without the IOI fields.
     """
-    if not isinstance(n, int) or n < 2:
+    check_positive("n", n, integer=True)
+    if n < 2:
         raise ValueError(f"an IOI dataset needs at least 2 prompts, got n={n}")
     default_names = names is None
     if templates is None:
@@ -223,9 +224,21 @@ def abc_corruption(dataset: IOIDataset, model, seed: int = 1,
         An :class:`IOIDataset` aligned with ``dataset`` (same template at each index) whose
         ``io``, ``s`` and their ids are the *clean* answers, so ``dataset.metric`` and
         ``abc.metric`` agree on any logits: logit(clean IO) - logit(clean S).
+
+    Raises:
+        ValueError: fewer than three names other than a prompt's IO and S, or a name that
+            is not a single token.
     """
+    check_type("dataset", dataset, IOIDataset, "make one with ioi_dataset(model, n)")
+    check_model(model)
     names = single_token_words(model, corpus.NAMES) if names is None else list(names)
     single_token_ids(model, names)
+    short = [k for k, pair in enumerate(zip(dataset.io, dataset.s)) if len(set(names) - set(pair)) < 3]
+    if short:
+        raise ValueError(f"an ABC prompt needs three names other than its IO and S, but prompt "
+                         f"{short[0]} ({dataset.io[short[0]]}, {dataset.s[short[0]]}) has "
+                         f"{sorted(set(names) - {dataset.io[short[0]], dataset.s[short[0]]})}; "
+                         f"give at least 5 names")
     rng = random.Random(seed)
     prompts = []
     for k, (io, s) in enumerate(zip(dataset.io, dataset.s)):

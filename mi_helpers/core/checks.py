@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import operator
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 from jaxtyping import Int
@@ -18,7 +18,8 @@ from torch import Tensor
 
 __all__ = ["as_tokens", "check_tokens", "check_layer", "check_pos", "check_positions",
            "checked_indices", "check_same_shape", "check_device", "check_prompts",
-           "check_positive"]
+           "check_positive", "check_type", "check_model", "check_token_ids", "check_labels",
+           "check_records", "check_circuit", "check_activations"]
 
 
 def check_prompts(prompts: str | Sequence[str]) -> list[str]:
@@ -203,7 +204,147 @@ def check_positive(name: str, value, *, integer: bool = False, allow_zero: bool 
     """``value`` if it is a positive number (an int when ``integer``), else ``ValueError``."""
     kind = int if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kind) or value != value:
-        raise ValueError(f"{name} must be {'an int' if integer else 'a number'}, got {value!r}")
+        got = repr(value) if isinstance(value, (bool, int, float, str)) else type(value).__name__
+        raise ValueError(f"{name} must be {'an int' if integer else 'a number'}, got {got}")
     if value < 0 or (value == 0 and not allow_zero):
         raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
     return value
+
+
+def check_type(name: str, value, types: type | tuple[type, ...], hint: str = ""):
+    """``value`` if it is an instance of ``types``, else a ``TypeError`` naming both.
+
+    Args:
+        hint: how to make the right object, appended to the message.
+    """
+    if not isinstance(value, types):
+        wanted = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+        article = "an" if wanted[0] in "AEIO" else "a"
+        raise TypeError(f"{name} must be {article} {wanted}, got {type(value).__name__}"
+                        + (f"; {hint}" if hint else ""))
+    return value
+
+
+def check_model(model, name: str = "model",
+                needs: tuple[str, ...] = ("cfg", "tokenizer", "run_with_hooks")):
+    """``model`` if it is a loaded TransformerLens model (it has the attributes ``needs``).
+
+    Raises:
+        TypeError: a model name, a Hugging Face model or anything else.
+    """
+    if isinstance(model, str):
+        raise TypeError(f"{name} must be a loaded model, got the string {model!r}; load it "
+                        f"first: load_model({model!r})")
+    if not all(hasattr(model, a) for a in needs):
+        raise TypeError(f"{name} must be a TransformerLens model from load_model(...), got "
+                        f"{type(model).__name__}; a Hugging Face model loads with "
+                        f"load_model(its folder or hub name)")
+    return model
+
+
+def check_token_ids(model, ids, n_batch: int, what: str = "token ids") -> Int[Tensor, "batch"]:
+    """One token id per prompt: a ``[n_batch]`` integer tensor of ids in the vocabulary.
+
+    Raises:
+        TypeError: not integers. ValueError: not one per prompt, or outside the vocabulary.
+    """
+    ids = torch.as_tensor(ids)
+    if ids.dtype.is_floating_point or ids.dtype == torch.bool:
+        raise TypeError(f"{what} must be integer token ids, got dtype {ids.dtype}")
+    if ids.ndim == 0:
+        ids = ids.expand(n_batch)
+    if ids.shape != (n_batch,):
+        raise ValueError(f"{what} have shape {tuple(ids.shape)}: give one id per prompt "
+                         f"({n_batch})")
+    d_vocab = model.cfg.d_vocab
+    if len(ids) and (int(ids.min()) < 0 or int(ids.max()) >= d_vocab):
+        raise ValueError(f"{what} must be in 0..{d_vocab - 1} (this model's vocabulary), got "
+                         f"ids from {int(ids.min())} to {int(ids.max())}")
+    return ids.long()
+
+
+def check_labels(labels: Int[Tensor, "batch"], n_examples: int) -> Int[Tensor, "batch"]:
+    """Return ``labels`` as 0/1 integers, or raise if they do not fit ``n_examples``.
+
+    Raises:
+        ValueError: the counts differ, a label is not exactly 0 or 1 (e.g. 0.7 or 2), or
+            only one class is present.
+    """
+    labels = torch.as_tensor(labels)
+    if labels.ndim != 1 or len(labels) != n_examples:
+        raise ValueError(f"got {n_examples} examples but labels of shape "
+                         f"{tuple(labels.shape)}; give one 0/1 label per example")
+    if labels.dtype == torch.bool:
+        labels = labels.long()
+    if not torch.isin(labels, torch.tensor([0, 1], dtype=labels.dtype, device=labels.device)).all():
+        bad = sorted({float(v) for v in labels.unique().tolist()} - {0.0, 1.0})
+        raise ValueError(f"labels must be exactly 0 or 1, got the values "
+                         f"{[f'{v:g}' for v in bad[:5]]}; binarise "
+                         f"them first (e.g. labels > 0.5)")
+    labels = labels.long()
+    if labels.unique().numel() < 2:
+        raise ValueError(f"every label is {labels[0].item()}: a probe needs examples of both "
+                         f"classes")
+    return labels
+
+
+def check_records(rows, keys: Iterable[str], source: str) -> list[dict]:
+    """``rows`` as a non-empty list of dicts that all have ``keys`` (rows of ``source``).
+
+    Raises:
+        TypeError: not a list of dicts. ValueError: empty, or a row lacks a key.
+    """
+    if isinstance(rows, (dict, str)) or not isinstance(rows, Iterable):
+        raise TypeError(f"expected the list of rows of {source}, got {type(rows).__name__}")
+    rows = list(rows)
+    if not rows:
+        raise ValueError(f"no rows given: pass the rows of {source}")
+    for row in rows:
+        if not isinstance(row, dict):
+            raise TypeError(f"each row must be a dict (a row of {source}), got "
+                            f"{type(row).__name__}")
+        missing = [k for k in keys if k not in row]
+        if missing:
+            raise ValueError(f"a row lacks {missing} (it has {sorted(row)}); pass the rows of "
+                             f"{source}")
+    return rows
+
+
+def check_circuit(circuit, graph=None, model=None):
+    """``circuit`` as a :class:`~mi_helpers.core.graph.Circuit` on ``graph`` (the same
+    graph shape) or with ``model``'s layers and heads.
+
+    Raises:
+        TypeError: not a Circuit. ValueError: a circuit built on another graph.
+    """
+    from .graph import Circuit
+
+    check_type("circuit", circuit, Circuit, "build one with Circuit.from_heads(graph, heads) "
+               "or Circuit.from_edges(graph, edges)")
+    other = circuit.graph
+    if graph is not None and other != graph:
+        raise ValueError(f"the circuit was built on another graph ({other}), not this one "
+                         f"({graph}); build it on CircuitGraph.from_model(model)")
+    if model is not None and (other.n_layers, other.n_heads) != (model.cfg.n_layers,
+                                                                  model.cfg.n_heads):
+        raise ValueError(f"the circuit was built for a model with {other.n_layers} layers of "
+                         f"{other.n_heads} heads, but this one has {model.cfg.n_layers} of "
+                         f"{model.cfg.n_heads}; build it on CircuitGraph.from_model(model)")
+    return circuit
+
+
+def check_activations(acts: Tensor, min_rows: int = 1) -> Tensor:
+    """``acts`` if it is a finite float ``[batch, width]`` tensor with ``min_rows`` rows.
+
+    Raises:
+        ValueError: not a 2-D tensor, too few rows, or NaN/infinity. TypeError: not floats.
+    """
+    if not isinstance(acts, Tensor) or acts.ndim != 2 or len(acts) < min_rows:
+        raise ValueError(f"activations must be a [batch, width] tensor with at least {min_rows} "
+                         f"row{'s' if min_rows > 1 else ''}, got "
+                         f"{tuple(acts.shape) if isinstance(acts, Tensor) else type(acts).__name__}")
+    if not acts.dtype.is_floating_point:
+        raise TypeError(f"activations must be floats, got {acts.dtype}")
+    if not torch.isfinite(acts).all():
+        raise ValueError("activations contain NaN or infinity")
+    return acts

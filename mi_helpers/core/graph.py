@@ -26,6 +26,7 @@ from functools import cached_property
 import torch
 from torch import Tensor
 
+from .checks import check_positive, check_type
 from .heads import Head
 
 __all__ = ["Node", "Edge", "CircuitGraph", "Circuit"]
@@ -96,9 +97,8 @@ class CircuitGraph:
 
     def __init__(self, n_layers: int, n_heads: int, *, mlps: bool = True,
                  channels: tuple[str, ...] = ("q", "k", "v")):
-        if n_layers < 1 or n_heads < 1:
-            raise ValueError(f"a graph needs n_layers >= 1 and n_heads >= 1, got "
-                             f"{n_layers}, {n_heads}")
+        check_positive("n_layers", n_layers, integer=True)  # a graph needs n_layers >= 1
+        check_positive("n_heads", n_heads, integer=True)
         if not set(channels) <= {"q", "k", "v"} or not channels:
             raise ValueError(f"channels must be a non-empty subset of q, k, v; got {channels}")
         self.n_layers, self.n_heads, self.mlps, self.channels = n_layers, n_heads, mlps, channels
@@ -209,6 +209,11 @@ class Circuit:
     edges: frozenset[Edge]
 
     def __post_init__(self):
+        check_type("graph", self.graph, CircuitGraph, "e.g. CircuitGraph.from_model(model)")
+        wrong = [e for e in self.edges if not isinstance(e, Edge)]
+        if wrong:
+            raise TypeError(f"a Circuit is a set of Edge values, got {wrong[:3]}; to build one "
+                            f"from heads use Circuit.from_heads(graph, heads)")
         unknown = [e for e in self.edges if e not in self.graph.edge_index]
         if unknown:
             raise ValueError(f"edges not in the graph: {[e.name for e in unknown[:5]]}")

@@ -16,14 +16,33 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from .checks import _index, check_model
+
 __all__ = ["Head", "all_heads", "check_heads", "top_heads", "heads_above"]
 
 
-class Head(NamedTuple):
-    """One attention head: its layer and its index within the layer."""
-
+class _HeadFields(NamedTuple):
     layer: int
     head: int
+
+
+class Head(_HeadFields):
+    """One attention head: its layer and its index within the layer (both ints >= 0).
+
+    Raises:
+        TypeError: a layer or head that is not an int (e.g. ``1.5`` from a ``/`` that
+            should be ``//``). ValueError: a negative index (use :func:`check_heads` to
+            count from the end).
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, layer: int, head: int):
+        layer, head = _index("layer", layer), _index("head", head)
+        if layer < 0 or head < 0:
+            raise ValueError(f"Head({layer}, {head}): layer and head are indices >= 0; to "
+                             f"count from the end use check_heads(model, [({layer}, {head})])")
+        return super().__new__(cls, layer, head)
 
     @property
     def label(self) -> str:
@@ -36,6 +55,7 @@ class Head(NamedTuple):
 
 def all_heads(model) -> list[Head]:
     """Every head of the model, layer by layer."""
+    check_model(model)
     return [Head(layer, head) for layer in range(model.cfg.n_layers)
             for head in range(model.cfg.n_heads)]
 

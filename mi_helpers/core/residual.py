@@ -18,6 +18,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from .checks import check_positive
 from .hooks import hook_name
 
 __all__ = ["residual_components", "unembed", "frozen_final_ln"]
@@ -35,7 +36,21 @@ def residual_components(cache: dict[str, Tensor], n_layers: int
     Returns:
         The components (token embedding, position embedding if any, then each layer's
         attention and MLP output) and their labels. They sum to the last ``resid_post``.
+
+    Raises:
+        ValueError: ``n_layers`` is not a positive int, or the cache lacks a hook.
     """
+    check_positive("n_layers", n_layers, integer=True)
+    needed = [hook_name("embed")] + [hook_name(site, layer) for layer in range(n_layers)
+                                     for site in ("attn_out", "mlp_out")]
+    missing = [name for name in needed if name not in cache]
+    if missing:
+        raise ValueError(f"the cache lacks {missing[:4]}{' ...' if len(missing) > 4 else ''}; "
+                         f"cache hook_embed (and hook_pos_embed), and every layer's attn_out "
+                         f"and mlp_out, e.g. with run_cached(model, tokens, names)")
+    if hook_name("attn_out", n_layers) in cache:
+        raise ValueError(f"the cache holds layer {n_layers}'s outputs but n_layers={n_layers}: "
+                         f"the components would not sum to the residual; pass model.cfg.n_layers")
     parts, labels = [cache[hook_name("embed")]], ["embed"]
     if hook_name("pos_embed") in cache:
         parts.append(cache[hook_name("pos_embed")])

@@ -13,13 +13,14 @@ likely fix, after putting back the parameters of the last good step:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
 
 __all__ = ["TrainingError", "NonFiniteLossError", "DivergedError", "CollapsedError",
-           "TrainingGuard"]
+           "TrainingGuard", "frozen"]
 
 
 class TrainingError(FloatingPointError):
@@ -101,3 +102,16 @@ class TrainingGuard:
                  f"the parameters of step {self.good_step}, the last good step")
         raise error(f"{what}; training stopped and {self.what} holds {where}. {fix}", step,
                     self.good_step, self.history, self.result)
+
+
+@contextmanager
+def frozen(model: nn.Module) -> Iterator[None]:
+    """Turn off gradients for ``model``'s parameters (e.g. while training a lens or a
+    subspace on top of it), restoring each parameter's flag afterwards."""
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    model.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for param, flag in flags:
+            param.requires_grad_(flag)

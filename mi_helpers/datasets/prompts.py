@@ -19,14 +19,39 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from ..core.checks import check_prompts
+from ..core.checks import check_model, check_positions, check_prompts
 
 __all__ = ["tokenize_prompts", "logits_at", "is_single_token", "single_token_ids",
            "single_token_words", "natural_text", "token_texts", "minimal_pairs"]
 
 
+def _check_word(word: str) -> str:
+    if not isinstance(word, str):
+        raise TypeError(f"a word is a string, got {type(word).__name__} {word!r}")
+    if not word.strip():
+        raise ValueError(f"a word must have some text, got {word!r}")
+    if word != word.strip():
+        raise ValueError(f"give the word {word.strip()!r} without surrounding spaces: the "
+                         f"space before it is added here (got {word!r})")
+    return word
+
+
+def _check_words(words: Sequence[str]) -> list[str]:
+    if isinstance(words, str):
+        raise TypeError(f"words must be a list of words, got the string {words!r}; wrap it "
+                        f"in a list: [{words!r}]")
+    return [_check_word(w) for w in words]
+
+
 def is_single_token(model, word: str) -> bool:
-    """Whether ``" " + word`` is one known token for the model's tokenizer."""
+    """Whether ``" " + word`` is one known token for the model's tokenizer.
+
+    Raises:
+        TypeError: ``word`` is not a non-empty string. ValueError: it has surrounding
+            spaces (the leading space is added here).
+    """
+    check_model(model)
+    _check_word(word)
     toks = model.to_tokens(" " + word, prepend_bos=False)[0]
     unk_id = model.tokenizer.unk_token_id
     return len(toks) == 1 and (unk_id is None or int(toks[0]) != unk_id)
@@ -39,6 +64,7 @@ def single_token_ids(model, words: Sequence[str]) -> Int[Tensor, "batch"]:
         ValueError: naming every word that is not a single token for this tokenizer
             (split into several tokens, or unknown to a word-level vocabulary).
     """
+    words = _check_words(words)
     bad = sorted({w for w in words if not is_single_token(model, w)})
     if bad:
         raise ValueError(f"these words are not single tokens for this model's tokenizer: "
@@ -68,9 +94,17 @@ def tokenize_prompts(model, prompts: Sequence[str]
 
 def logits_at(logits: Float[Tensor, "batch pos d_vocab"],
               end_positions: Int[Tensor, "batch"]) -> Float[Tensor, "batch d_vocab"]:
-    """Each prompt's logits at its own last position."""
+    """Each prompt's logits at its own last position (an int, or one position per prompt).
+
+    Raises:
+        ValueError: logits not ``[batch, pos, d_vocab]``, or not one position per prompt.
+        IndexError: a position beyond the prompts.
+    """
+    if logits.ndim != 3:
+        raise ValueError(f"logits must be [batch, pos, d_vocab], got shape {tuple(logits.shape)}")
+    where = check_positions(end_positions, *logits.shape[:2]).to(logits.device)
     rows = torch.arange(len(logits), device=logits.device)
-    return logits[rows, end_positions.to(logits.device)]
+    return logits[rows, where]
 
 
 def natural_text(template: str) -> str:
@@ -84,6 +118,7 @@ def natural_text(template: str) -> str:
 
 def single_token_words(model, words: Sequence[str]) -> list[str]:
     """The words of ``words`` that are single tokens (after a space) for this model."""
+    words = _check_words(words)
     return [w for w in words if is_single_token(model, w)]
 
 

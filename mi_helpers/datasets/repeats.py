@@ -59,7 +59,14 @@ def induction_pair(model, rep_len: int, n_seqs: int = 32, seed: int = 0
     Returns:
         ``(clean, corrupted, metric)``; ``metric`` maps logits ``[batch, pos, d_vocab]``
         to a scalar tensor.
+
+    Raises:
+        ValueError: ``rep_len`` below 2 (the metric would score no token) or too long.
     """
+    check_positive("rep_len", rep_len, integer=True)
+    if rep_len < 2:
+        raise ValueError(f"rep_len must be at least 2, got {rep_len}: the metric scores the "
+                         f"second copy from its second token")
     clean = repeated_random_tokens(model, rep_len, n_seqs, seed)
     corrupted = clean.clone()
     corrupted[:, 1:rep_len + 1] = repeated_random_tokens(model, rep_len, n_seqs, seed + 1)[

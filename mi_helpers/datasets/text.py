@@ -17,7 +17,7 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
-from ..core.checks import check_positive
+from ..core.checks import check_labels, check_positive
 from ..zoo.corpus import EN_PREP, FR_NOUN_F, FR_PREP, NAMES, TEXT_KINDS
 
 __all__ = ["corpus_sentences", "token_chunks", "language_prompts", "LanguagePrompts",
@@ -126,6 +126,7 @@ def length_matched(lengths: Sequence[int], labels: Sequence[int], seed: int = 0)
     """
     if len(lengths) != len(labels):
         raise ValueError(f"{len(lengths)} lengths but {len(labels)} labels")
+    labels = check_labels(labels, len(lengths)).tolist()
     rng = random.Random(seed)
     by_key: dict[tuple[int, int], list[int]] = {}
     for row, key in enumerate(zip(lengths, labels)):

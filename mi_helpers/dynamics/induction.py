@@ -29,7 +29,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from ..circuits.head_scores import attention_patterns, offset_score
-from ..core.checks import check_positive
+from ..core.checks import check_positive, check_type
 from ..core.metrics import per_token_loss
 from ..datasets.repeats import repeat_block
 from ..zoo.data import Phase, SequenceSampler, phase_at
@@ -133,8 +133,19 @@ def induction_probes(content_ids: Int[Tensor, "n_allowed"], bos_id: int,
     Returns:
         Probes recording ``loss``, ``icl_score`` and, for each length ``L``,
         ``previous_token@L`` and ``induction@L`` (``[layer, head]``).
+
+    Raises:
+        ValueError: ``heldout`` is not ``[batch, pos]``, or a repeat length does not fit.
     """
+    if heldout.ndim != 2 or heldout.numel() == 0:
+        raise ValueError(f"heldout must be [batch, pos] sequences, got shape "
+                         f"{tuple(heldout.shape)}")
     n_ctx = heldout.shape[1]
+    for rep_len in rep_lens:
+        check_positive("rep_len", rep_len, integer=True)
+        if 1 + 2 * rep_len > n_ctx:
+            raise ValueError(f"rep_len={rep_len} needs {1 + 2 * rep_len} positions but the "
+                             f"sequences have {n_ctx}; use rep_lens of at most {(n_ctx - 1) // 2}")
     early, late = range(n_ctx // 16, n_ctx // 8), range(n_ctx - 1 - n_ctx // 4, n_ctx - 1)
     blocks = {rep_len: repeat_block(content_ids, bos_id, rep_len, n_seqs, seed + rep_len)
               for rep_len in rep_lens}
@@ -161,6 +172,7 @@ def induction_spec(steps: int = 1500, seed: int = 0, repeats: bool = True) -> Zo
         repeats: train on repeat blocks ``r + gap + r`` only; ``False`` trains on the
             zoo's text sentences only (the control: no repeated random spans).
     """
+    check_positive("steps", steps, integer=True)
     phase = Phase(until=1.0, repeat_share=1.0 if repeats else 0.0)
     kind = "repeats" if repeats else "text"
     return ZooSpec(name=f"dynamics-2l-{kind}", purpose=f"induction dynamics on {kind}",
@@ -170,6 +182,8 @@ def induction_spec(steps: int = 1500, seed: int = 0, repeats: bool = True) -> Zo
 def spec_probes(spec: ZooSpec, n_heldout: int = 32, **kwargs) -> dict[str, Probe]:
     """:func:`induction_probes` for a zoo run: its content tokens, and held-out sequences of
     its own data mixture (drawn with a different seed from the training data)."""
+    check_type("spec", spec, ZooSpec, "e.g. induction_spec() or ZOO_SPECS['zoo-2l']")
+    check_positive("n_heldout", n_heldout, integer=True)
     sampler = SequenceSampler(spec.n_ctx, seed=10_000 + spec.seed)
     heldout = sampler.batch(n_heldout, phase_at(spec.phases, 0.0))
     return induction_probes(torch.tensor(sampler.content_ids), sampler.bos_id, heldout, **kwargs)

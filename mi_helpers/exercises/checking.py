@@ -77,7 +77,7 @@ def check_function(fn: Callable, reference: Callable, cases: Sequence[Case], *, 
                              f"{type(fn).__name__} {fn!r}")
     for case in cases:
         expected = reference(*_cloned(case.args), **_cloned(case.kwargs))
-        got = _call(fn, name, case)
+        got = _call(fn, name, case, none_expected=expected is None)
         problem = describe_difference(expected, got, axes, atol, rtol)
         if problem is None:
             continue
@@ -90,7 +90,7 @@ def check_function(fn: Callable, reference: Callable, cases: Sequence[Case], *, 
     print(f"✓ {name} passes {len(cases)} cases: {'; '.join(c.name for c in cases)}")
 
 
-def _call(fn: Callable, name: str, case: Case):
+def _call(fn: Callable, name: str, case: Case, none_expected: bool = False):
     """Run the learner's function, turning its exceptions into a readable failure."""
     try:
         got = fn(*_cloned(case.args), **_cloned(case.kwargs))
@@ -100,7 +100,7 @@ def _call(fn: Callable, name: str, case: Case):
     except Exception as err:  # any error is the learner's to see
         raise ExerciseFailed(f"{name} raised {type(err).__name__} on case {case.name!r}: "
                              f"{err}") from err
-    if got is None:
+    if got is None and not none_expected:
         raise ExerciseFailed(f"{name} returned None on case {case.name!r}: did you forget "
                              f"`return`?")
     return got
@@ -129,7 +129,14 @@ def _cloned(value):
 
 def describe_difference(expected, got, axes=None, atol: float = 1e-4, rtol: float = 1e-4
                         ) -> str | None:
-    """``None`` if ``got`` matches ``expected``, else one sentence saying how it differs."""
+    """``None`` if ``got`` matches ``expected``, else one sentence saying how it differs.
+
+    An expected ``None`` (e.g. "the curve never crosses") is matched only by ``None``.
+    """
+    if expected is None:
+        return None if got is None else f"expected None, got {_kind(got)}"
+    if got is None:
+        return f"expected {_kind(expected)}, got None"
     if isinstance(expected, tuple):
         if not isinstance(got, (tuple, list)) or len(got) != len(expected):
             return (f"expected a tuple of {len(expected)} values, got "

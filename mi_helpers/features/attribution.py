@@ -21,7 +21,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from ..core.activations import run_cached
-from ..core.checks import check_positions, check_tokens
+from ..core.checks import check_positions, check_token_ids, check_tokens
 from ..core.hooks import hook_name, layer_hooks
 from ..core.residual import frozen_final_ln
 
@@ -120,6 +120,8 @@ def logit_difference_attribution(model, tokens: Int[Tensor, "batch pos"],
     """
     tokens = check_tokens(model, tokens)
     where = check_positions(positions, *tokens.shape)
+    correct_ids = check_token_ids(model, correct_ids, len(tokens), "correct_ids")
+    wrong_ids = check_token_ids(model, wrong_ids, len(tokens), "wrong_ids")
     rows = torch.arange(len(tokens))
     direction = model.W_U[:, correct_ids.to(model.W_U.device)] - model.W_U[:, wrong_ids.to(
         model.W_U.device)]  # d_model batch

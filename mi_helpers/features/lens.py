@@ -30,8 +30,6 @@ weight, which is all ones there.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -41,11 +39,12 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ..core.activations import run_cached
-from ..core.checks import check_layer, check_pos, check_positions, check_positive, check_tokens
+from ..core.checks import (check_layer, check_pos, check_positions, check_positive, check_tokens,
+                           check_type)
 from ..core.hooks import layer_hooks
 from ..core.metrics import kl_divergence, kl_from_log_probs
 from ..core.residual import unembed
-from ..core.training import TrainingGuard
+from ..core.training import TrainingGuard, frozen
 
 __all__ = ["Lens", "TunedLens", "lens_logits", "lens_kl", "residual_stack", "kl_to_final",
            "top_tokens",
@@ -186,13 +185,28 @@ def lens_logits(model, tokens: Int[Tensor, "batch pos"], lens: Lens | None = Non
     Returns:
         Logits per layer; at the default site the last layer's are the model's logits.
     """
-    lens = Lens(model) if lens is None else lens
+    lens = _check_lens(model, lens)
     _, resid = residual_stack(model, tokens, lens.site)  # layer batch pos d_model
     if positions is not None:
         where = check_positions(positions, *resid.shape[1:3]).to(resid.device)
         resid = resid[:, torch.arange(resid.shape[1], device=resid.device), where]
     with torch.no_grad():
         return torch.stack([lens(resid[layer], layer) for layer in range(len(resid))])
+
+
+def _check_lens(model, lens: Lens | None) -> Lens:
+    """``lens`` (default the logit lens), checked to read this model's residual stream."""
+    if lens is None:
+        return Lens(model)
+    check_type("lens", lens, Lens, "e.g. Lens(model), or a tuned lens from train_tuned_lens")
+    other = lens.model
+    if other is not model and (other.cfg.d_model != model.cfg.d_model
+                               or other.cfg.n_layers != model.cfg.n_layers
+                               or not torch.equal(other.W_U.to(model.W_U.device), model.W_U)):
+        raise ValueError(f"this lens was built for another model ({other.cfg.n_layers} layers, "
+                         f"d_model {other.cfg.d_model}, another unembedding); build or load the "
+                         f"lens with this model")
+    return lens
 
 
 def lens_kl(model, tokens: Int[Tensor, "batch pos"], lens: Lens | None = None,
@@ -203,6 +217,7 @@ def lens_kl(model, tokens: Int[Tensor, "batch pos"], lens: Lens | None = None,
     grow with the dataset (what a 50k-token vocabulary needs).
     """
     tokens = check_tokens(model, tokens)
+    lens = _check_lens(model, lens)
     check_positive("batch_size", batch_size, integer=True)
     total = None
     for start in range(0, len(tokens), batch_size):
@@ -268,18 +283,6 @@ def kl_to_final(logits: Float[Tensor, "layer batch pos d_vocab"]) -> Float[Tenso
     return kl_divergence(logits[-1:], logits).mean(dim=(1, 2))
 
 
-@contextmanager
-def _frozen(model) -> Iterator[None]:
-    """Turn off gradients for the model's parameters, restoring them afterwards."""
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    model.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for param, flag in flags:
-            param.requires_grad_(flag)
-
-
 def _training_data(model, tokens: Int[Tensor, "batch pos"], batch_size: int
                    ) -> Float[Tensor, "layer n d_model"]:
     """Every layer's residual, one row for each of the ``n = batch * pos`` token positions
@@ -337,7 +340,7 @@ def train_tuned_lens(model, tokens: Int[Tensor, "batch pos"], steps: int = 300,
     optimiser = torch.optim.Adam(lens.parameters(), lr=lr)
     losses = []
     guard = TrainingGuard(lens.parameters(), "the tuned lens (error.result)", result=lens)
-    with _frozen(model):
+    with frozen(model):
         for step in tqdm(range(steps), desc="tuned lens", disable=not progress):
             idx = torch.randint(resid.shape[1], (tokens_per_step,), generator=gen).to(resid.device)
             loss = _lens_loss(lens, resid[:, idx])

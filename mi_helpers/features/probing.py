@@ -35,7 +35,7 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from ..core.activations import collect_activations
-from ..core.checks import check_positive
+from ..core.checks import check_activations, check_labels, check_positive
 from ..core.hooks import hook_name
 from ..core.training import NonFiniteLossError
 
@@ -77,31 +77,6 @@ class Probe:
                 f"threshold={self.threshold:.3g})")
 
 
-def check_labels(labels: Int[Tensor, "batch"], n_examples: int) -> Int[Tensor, "batch"]:
-    """Return ``labels`` as 0/1 integers, or raise if they do not fit ``n_examples``.
-
-    Raises:
-        ValueError: the counts differ, a label is not exactly 0 or 1 (e.g. 0.7 or 2), or
-            only one class is present.
-    """
-    labels = torch.as_tensor(labels)
-    if labels.ndim != 1 or len(labels) != n_examples:
-        raise ValueError(f"got {n_examples} examples but labels of shape "
-                         f"{tuple(labels.shape)}; give one 0/1 label per example")
-    if labels.dtype == torch.bool:
-        labels = labels.long()
-    if not torch.isin(labels, torch.tensor([0, 1], dtype=labels.dtype, device=labels.device)).all():
-        bad = sorted({float(v) for v in labels.unique().tolist()} - {0.0, 1.0})
-        raise ValueError(f"labels must be exactly 0 or 1, got the values "
-                         f"{[f'{v:g}' for v in bad[:5]]}; binarise "
-                         f"them first (e.g. labels > 0.5)")
-    labels = labels.long()
-    if labels.unique().numel() < 2:
-        raise ValueError(f"every label is {labels[0].item()}: a probe needs examples of both "
-                         f"classes")
-    return labels
-
-
 Split = tuple[Int[Tensor, "n_train"], Int[Tensor, "n_val"], Int[Tensor, "n_test"]]
 
 
@@ -137,11 +112,19 @@ def group_splits(groups: list, labels: Int[Tensor, "batch"], held_out: set,
     words it never saw before the probed position)?
 
     Raises:
-        ValueError: the test or the training rows lack one of the classes.
+        TypeError: ``held_out`` is a string (give a set of groups). ValueError: labels not
+            0/1, ``val_fraction`` outside (0, 1), or the test or the training rows lack
+            one of the classes.
     """
-    labels = torch.as_tensor(labels).cpu()
     if len(groups) != len(labels):
         raise ValueError(f"{len(groups)} groups but {len(labels)} labels")
+    labels = check_labels(labels, len(groups)).cpu()
+    if isinstance(held_out, str):
+        raise TypeError(f"held_out must be a set of groups, got the string {held_out!r}; "
+                        f"wrap it: {{{held_out!r}}}")
+    held_out = set(held_out)
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
     test = torch.tensor([i for i, g in enumerate(groups) if g in held_out], dtype=torch.long)
     rest = torch.tensor([i for i, g in enumerate(groups) if g not in held_out], dtype=torch.long)
     for name, rows in (("held-out", test), ("remaining", rest)):
@@ -206,7 +189,7 @@ def fit_probe(acts: Float[Tensor, "batch d_model"], labels: Int[Tensor, "batch"]
     Returns:
         The probe, with threshold 0 (probability 0.5); see :func:`tune_threshold`.
     """
-    _check_acts(acts)
+    check_activations(acts)
     labels = check_labels(labels, len(acts)).to(acts.device)
     check_positive("l2", l2, allow_zero=True)
     acts = _floating(acts)
@@ -265,9 +248,14 @@ def train_probe(acts: Float[Tensor, "batch d_model"], labels: Int[Tensor, "batch
 
     Returns:
         The probe and its test metrics (:func:`binary_metrics`).
+
+    Raises:
+        ValueError: labels not 0/1 or of another length, or ``splits`` that are not three
+            disjoint, non-empty sets of row indices.
     """
     labels = check_labels(labels, len(acts)).to(acts.device)
-    train, val, test = split_indices(labels, seed=seed) if splits is None else splits
+    train, val, test = split_indices(labels, seed=seed) if splits is None else _check_splits(
+        splits, len(acts))
     probe = fit_probe(acts[train], labels[train], n_dims=n_dims, l2=l2)
     probe = tune_threshold(probe, acts[val], labels[val])
     return probe, binary_metrics(probe.predict(_floating(acts[test])), labels[test])
@@ -322,16 +310,26 @@ def probe_sweep(model, tokens: Int[Tensor, "batch pos"], labels: Int[Tensor, "ba
             for name in hooks]
 
 
+def _check_splits(splits: Split, n: int) -> Split:
+    """Three disjoint, non-empty ``[n_rows]`` index tensors into ``n`` examples."""
+    if not isinstance(splits, (tuple, list)) or len(splits) != 3:
+        raise ValueError("splits must be (train, validation, test) row indices, e.g. from "
+                         "split_indices(labels) or group_splits(...)")
+    parts = [torch.as_tensor(part).cpu() for part in splits]
+    for name, part in zip(("train", "validation", "test"), parts):
+        if part.ndim != 1 or len(part) == 0 or part.dtype.is_floating_point:
+            raise ValueError(f"the {name} split must be a non-empty list of row indices, got "
+                             f"dtype {part.dtype}, shape {tuple(part.shape)}")
+        if int(part.min()) < -n or int(part.max()) >= n:
+            raise IndexError(f"the {name} split has rows up to {int(part.max())}, but there "
+                             f"are {n} examples")
+    rows = [set((part % n).tolist()) for part in parts]
+    if rows[0] & rows[1] or rows[0] & rows[2] or rows[1] & rows[2]:
+        raise ValueError("the train, validation and test splits share rows: a probe scored "
+                         "on its own training rows looks better than it is")
+    return tuple(parts)  # type: ignore[return-value]
+
+
 def _floating(acts: Tensor) -> Tensor:
     """Activations in float32 or float64 (as they are); half precisions are fitted in float32."""
     return acts if acts.dtype in (torch.float32, torch.float64) else acts.float()
-
-
-def _check_acts(acts: Tensor) -> None:
-    if not isinstance(acts, Tensor) or acts.ndim != 2 or len(acts) == 0:
-        raise ValueError(f"activations must be a non-empty [batch, d_model] tensor, got "
-                         f"{getattr(acts, 'shape', type(acts).__name__)}")
-    if not acts.dtype.is_floating_point:
-        raise TypeError(f"activations must be floats, got {acts.dtype}")
-    if not torch.isfinite(acts).all():
-        raise ValueError("activations contain NaN or infinity")

@@ -28,7 +28,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ..core.checks import check_positive
+from ..core.checks import check_positive, check_type
 from ..core.training import TrainingGuard
 
 __all__ = ["ToyModel", "train_toy_model", "feature_geometry"]
@@ -91,8 +91,11 @@ def train_toy_model(model: ToyModel, steps: int = 5000, batch: int = 1024, lr: f
     Raises:
         TrainingError: the loss became non-finite or diverged.
     """
+    check_type("model", model, ToyModel, "e.g. ToyModel(n_features=5, d_hidden=2, "
+               "sparsities=[0.9])")
     check_positive("steps", steps, integer=True)
     check_positive("batch", batch, integer=True)
+    check_positive("lr", lr)
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     guard = TrainingGuard(model.parameters(), "the toy model", result=model)
     losses = []
@@ -127,6 +130,7 @@ class FeatureGeometry:
 
 def feature_geometry(model: ToyModel) -> FeatureGeometry:
     """Norms, counts and interference of the features each instance learned."""
+    check_type("model", model, ToyModel, "the toy model trained by train_toy_model")
     w = model.W.detach()  # instance d_hidden feature
     norms = w.norm(dim=1)
     unit = w / norms[:, None].clamp_min(1e-12)

@@ -30,7 +30,8 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from ..features.probing import best_dims, check_labels, train_probe
+from ..core.checks import check_activations, check_labels
+from ..features.probing import best_dims, train_probe
 from .subspaces import orthonormal_basis
 
 __all__ = ["random_basis", "diffmean_basis", "probe_basis", "pca_basis", "neuron_basis",
@@ -47,15 +48,6 @@ def _check_n_dims(n_dims: int, width: int) -> int:
     return n_dims
 
 
-def _check_acts(acts: Tensor) -> Tensor:
-    if not isinstance(acts, Tensor) or acts.ndim != 2 or len(acts) < 2:
-        raise ValueError(f"activations must be [batch, width] with at least 2 rows, got "
-                         f"{getattr(acts, 'shape', type(acts).__name__)}")
-    if not acts.dtype.is_floating_point or not torch.isfinite(acts).all():
-        raise ValueError("activations must be finite floats")
-    return acts.float()
-
-
 def random_basis(width: int, n_dims: int, seed: int = 0) -> Float[Tensor, "d_model n_dims"]:
     """A random ``n_dims``-dimensional subspace (Gaussian vectors, orthonormalised)."""
     _check_n_dims(n_dims, width)
@@ -66,7 +58,7 @@ def random_basis(width: int, n_dims: int, seed: int = 0) -> Float[Tensor, "d_mod
 def diffmean_basis(acts: Float[Tensor, "batch d_model"], labels: Int[Tensor, "batch"]
                    ) -> Float[Tensor, "d_model 1"]:
     """The unit difference of class means, ``mean(acts | 1) - mean(acts | 0)``."""
-    acts = _check_acts(acts)
+    acts = check_activations(acts, min_rows=2).float()
     labels = check_labels(labels, len(acts)).to(acts.device)
     diff = acts[labels == 1].mean(0) - acts[labels == 0].mean(0)
     return orthonormal_basis(diff[:, None])
@@ -75,14 +67,14 @@ def diffmean_basis(acts: Float[Tensor, "batch d_model"], labels: Int[Tensor, "ba
 def probe_basis(acts: Float[Tensor, "batch d_model"], labels: Int[Tensor, "batch"],
                 seed: int = 0) -> Float[Tensor, "d_model 1"]:
     """The unit direction of a dense logistic-regression probe (trained on a split)."""
-    acts = _check_acts(acts)
+    acts = check_activations(acts, min_rows=2).float()
     probe, _ = train_probe(acts, labels, seed=seed)
     return orthonormal_basis(probe.direction[:, None])
 
 
 def pca_basis(acts: Float[Tensor, "batch d_model"], n_dims: int) -> Float[Tensor, "d_model n_dims"]:
     """The ``n_dims`` directions of largest variance (centred SVD), largest first."""
-    acts = _check_acts(acts)
+    acts = check_activations(acts, min_rows=2).float()
     _check_n_dims(n_dims, acts.shape[1])
     _, _, vh = torch.linalg.svd(acts.double() - acts.double().mean(0), full_matrices=False)
     return orthonormal_basis(vh[:n_dims].T)
@@ -107,7 +99,7 @@ def neuron_basis(width: int, units: Int[Tensor, "n_dims"]) -> Float[Tensor, "d_m
 def top_neuron_basis(acts: Float[Tensor, "batch d_model"], labels: Int[Tensor, "batch"],
                      n_dims: int) -> Float[Tensor, "d_model n_dims"]:
     """The coordinate basis of the ``n_dims`` units that best separate the classes."""
-    acts = _check_acts(acts)
+    acts = check_activations(acts, min_rows=2).float()
     _check_n_dims(n_dims, acts.shape[1])
     return neuron_basis(acts.shape[1], best_dims(acts, labels, n_dims))
 
@@ -119,7 +111,7 @@ def top_sae_latents(sae, acts: Float[Tensor, "batch d_model"], labels: Int[Tenso
     With ``positive``, only latents more active on class 1 than on class 0 (to steer
     *towards* class 1 along their decoder directions).
     """
-    acts = _check_acts(acts)
+    acts = check_activations(acts, min_rows=2).float()
     if acts.shape[1] != sae.cfg.d_in:
         raise ValueError(f"the SAE reads width {sae.cfg.d_in} ({sae.cfg.hook_name}) but the "
                          f"activations have width {acts.shape[1]}")
@@ -153,7 +145,7 @@ def fixed_bases(acts: Float[Tensor, "batch d_model"], labels: Int[Tensor, "batch
     ``saes`` (``{name: sae}``, SAEs reading this site) gives a family ``"sae <name>"``.
     ``seed`` seeds the random basis and the probe's split.
     """
-    acts = _check_acts(acts)
+    acts = check_activations(acts, min_rows=2).float()
     width = acts.shape[1]
     _check_n_dims(n_dims, width)
     bases = {}

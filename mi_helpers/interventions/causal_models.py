@@ -26,6 +26,7 @@ import random
 import torch
 
 from ..circuits.ioi import fill_prompt, ioi_dataset
+from ..core.checks import check_model
 from ..datasets.prompts import single_token_ids, single_token_words, tokenize_prompts
 from ..datasets.text import EN_PREP, FR_PREP, language_prompts
 from ..zoo import corpus
@@ -76,6 +77,7 @@ def ioi_pairs(model, n: int, seed: int = 0, heldout: bool = True) -> Counterfact
 
 def language_words(model) -> tuple[list[str], list[str]]:
     """The English and French function words that may follow a name, as single tokens."""
+    check_model(model)
     english = single_token_words(model, EN_PREP)
     french = single_token_words(model, [*FR_PREP, "et"])
     if not english or not french:

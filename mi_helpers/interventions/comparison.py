@@ -24,6 +24,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..core.activations import collect_activations
+from ..core.checks import check_records
 from ..core.hooks import check_hook_names
 from .bases import fixed_bases
 from .das import CounterfactualPairs, iia, train_das
@@ -108,6 +109,7 @@ def mean_ci(values: Sequence[float]) -> tuple[float, float]:
 
 def summarise(rows: Sequence[dict]) -> dict[tuple[str, int], dict[str, float]]:
     """``{(family, n_dims): {"mean", "ci", "n"}}`` over the seeds of :func:`compare_bases`."""
+    rows = check_records(rows, ("family", "n_dims", "iia"), "compare_bases(...)")
     groups: dict[tuple[str, int], list[float]] = {}
     for row in rows:
         groups.setdefault((row["family"], row["n_dims"]), []).append(row["iia"])

@@ -22,8 +22,7 @@ initialised model (:func:`mi_helpers.universality.random_like`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 import torch
@@ -33,8 +32,9 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import orthogonal
 from tqdm.auto import tqdm
 
-from ..core.checks import check_positive, check_tokens
+from ..core.checks import check_positive, check_tokens, check_type
 from ..core.hooks import check_hook_names
+from ..core.training import frozen
 from ..datasets.prompts import logits_at
 from .subspaces import Bases, interchange, interchange_logits, source_activations
 
@@ -131,6 +131,8 @@ def class_scores(logits: Float[Tensor, "batch pos d_vocab"], pairs: Counterfactu
 def task_accuracy(model, pairs: CounterfactualPairs, batch_size: int = 64) -> float:
     """How often the model, without intervention, outputs the causal model's class for
     the base (``base_labels``): IIA only means something where this is high."""
+    check_type("pairs", pairs, CounterfactualPairs, "e.g. ioi_pairs(model, n)")
+    check_positive("batch_size", batch_size, integer=True)
     base = check_tokens(model, pairs.base)
     correct = 0
     for start in range(0, len(base), batch_size):
@@ -154,6 +156,7 @@ def iia(model, pairs: CounterfactualPairs, hooks: str | Sequence[str], basis: Ba
         batch_size: pairs per forward pass.
         match_norm_of: evaluate the norm-matched placebo of this basis instead.
     """
+    check_type("pairs", pairs, CounterfactualPairs, "e.g. ioi_pairs(model, n)")
     logits = interchange_logits(model, pairs.base, pairs.source, hooks, basis,
                                 positions=pairs.base_pos, source_positions=pairs.source_pos,
                                 match_norm_of=match_norm_of, batch_size=batch_size)
@@ -186,17 +189,6 @@ class DASResult:
     basis: Float[Tensor, "d_model n_dims"]
     losses: list[float]
     hook: str
-
-
-@contextmanager
-def _frozen(model) -> Iterator[None]:
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    model.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for param, flag in flags:
-            param.requires_grad_(flag)
 
 
 def train_das(model, pairs: CounterfactualPairs, hook: str, n_dims: int, epochs: int = 8,
@@ -234,7 +226,7 @@ def train_das(model, pairs: CounterfactualPairs, hook: str, n_dims: int, epochs:
     optimiser = torch.optim.Adam(subspace.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
     losses = []
-    with _frozen(model):
+    with frozen(model):
         for _ in tqdm(range(epochs), desc=f"DAS n_dims={n_dims}", disable=not progress):
             order, total = torch.randperm(len(pairs), generator=gen), 0.0
             for start in range(0, len(pairs), batch_size):

@@ -27,7 +27,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..core.activations import collect_activations
-from ..core.checks import as_tokens, check_positive, check_tokens
+from ..core.checks import as_tokens, check_positive, check_records, check_tokens
 from ..core.hooks import check_hook_names
 from ..core.metrics import per_token_loss
 from .directions import steer_direction
@@ -115,6 +115,9 @@ def best_within_cost(rows: Sequence[dict], max_loss_increase: float) -> dict[str
     """For each direction of a :func:`steering_sweep`, the largest behaviour change
     reached at a side-effect cost of at most ``max_loss_increase`` nats (scale 0, a
     change of 0, always qualifies)."""
+    rows = check_records(rows, ("direction", "loss_increase", "behaviour_change"),
+                         "steering_sweep(...)")
+    check_positive("max_loss_increase", max_loss_increase, allow_zero=True)
     best: dict[str, float] = {}
     for row in rows:
         name = row["direction"]

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 from nbconvert import HTMLExporter
 
 from ..exercises.build import build_exercises, format_summary
@@ -90,6 +90,25 @@ def _first_error(nb: nbformat.NotebookNode) -> tuple[int, list[str]]:
     return first, errors
 
 
+def _record_crash(nb: nbformat.NotebookNode, exc: Exception, timeout: int) -> None:
+    """Put a timeout or a dead kernel into the cell that was running, as an error output."""
+    started = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"
+               and "iopub.execute_input" in c.get("metadata", {}).get("execution", {})]
+    running = [i for i in started
+               if "shell.execute_reply" not in nb.cells[i].metadata["execution"]]
+    where = (running or started or [i for i, c in enumerate(nb.cells) if c.cell_type == "code"])
+    message = (f"the cell ran longer than {timeout} s (raise --timeout, or run on a quieter "
+               f"machine)" if isinstance(exc, CellTimeoutError) else
+               f"the kernel died ({_plain(str(exc)).splitlines()[0] if str(exc) else 'no message'})")
+    error = nbformat.v4.new_output("error", ename=type(exc).__name__, evalue=message, traceback=[])
+    for cell in nb.cells:  # on a timeout nbclient interrupts the kernel: replace that error
+        interrupts = [o for o in cell.get("outputs", []) if o.get("ename") == "KeyboardInterrupt"]
+        if interrupts:
+            cell.outputs = [o for o in cell.outputs if o not in interrupts] + [error]
+            return
+    nb.cells[where[-1] if running else where[0]].outputs.append(error)
+
+
 def _plain(text: str) -> str:
     return re.sub(r"\x1b\[[0-9;]*m", "", str(text)).strip()
 
@@ -131,6 +150,8 @@ def run_notebook(path: Path, out_dir: Path, params: dict[str, object] | None, ti
         client.execute()
     except CellExecutionError:
         pass  # the error is in the failing cell's outputs
+    except (CellTimeoutError, DeadKernelError) as exc:  # no error output: write one
+        _record_crash(nb, exc, timeout)
     finally:
         if committing:
             os.environ.pop("MI_VIZ") if viz_mode is None else os.environ.update(MI_VIZ=viz_mode)

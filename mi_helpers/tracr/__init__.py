@@ -9,8 +9,10 @@ InterpBench, Gupta et al. 2024, do).
 * :mod:`.files`: load a committed model into a ``TransformerBridge`` (no JAX needed);
 * :mod:`.interpreter`: run the RASP program itself, with interventions;
 * :mod:`.ground_truth`: the true edges, read from which dimensions each node uses;
-* :mod:`.edges`: exact edge interventions (zero or resample) on a model without LayerNorm;
-* :mod:`.methods`: node patching, path patching, EAP and EAP-IG as sweeps over the graph;
+* :mod:`.methods`: node and path patching as sweeps over the graph, and the metric the
+  methods share; the edge-level methods (exact edge patching with zero or resample
+  ablation, EAP, EAP-IG, ACDC) are the package's own (:mod:`mi_helpers.circuits`), whose
+  edge engine runs Tracr's LayerNorm-free, bidirectional models;
 * :mod:`.recovery`: score any method's node or edge scores against a known circuit;
 * :mod:`.plot`: draw a circuit's edges, coloured by what a method found;
 * :mod:`.interchange`: interchange interventions on residual subspaces (IIA);

@@ -28,10 +28,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor
 
+from ..circuits.edge_patching import edge_patching
 from ..core.graph import CircuitGraph, Edge, Node
-from .edges import run_without_edges
 
 __all__ = ["node_dims", "true_edges", "variable_site", "ablation_changes"]
 
@@ -86,25 +87,37 @@ def variable_site(writers: list[Node]) -> tuple[str, int]:
     return ("resid_mid" if last.kind == "head" else "resid_post"), last.layer
 
 
-def ablation_changes(model, edges: Sequence[Edge], edges_per_pass: int = 16) -> dict[Edge, int]:
-    """For each edge: on how many inputs (every input, every length) zero-ablating it alone
-    changes the decoded output.
+def ablation_changes(model, edges: Sequence[Edge], patches_per_pass: int | None = None, *,
+                     lengths: Sequence[int] | None = None) -> dict[Edge, int]:
+    """For each edge: on how many inputs (every input of every length) zero-ablating it
+    alone changes the decoded output.
+
+    This is exact edge patching with zero ablation
+    (:func:`mi_helpers.circuits.edge_patching` with ``corrupted=None``) whose metric is
+    the number of inputs whose decoded output differs from the model's own.
 
     Args:
         model: a loaded :class:`~mi_helpers.tracr.files.TracrModel`.
         edges: edges of its graph.
+        patches_per_pass: edges per forward pass (default: as many as fit).
+        lengths: the input lengths to try (default: 1 to ``max_seq_len``).
     """
     changes = dict.fromkeys(edges, 0)
-    for length in range(1, model.max_seq_len + 1):
+    if not changes:
+        return changes
+    for length in range(1, model.max_seq_len + 1) if lengths is None else lengths:
         inputs = model.inputs(length)
-        tokens = model.encode(inputs)
         expected = model.run(inputs)
-        for start in range(0, len(edges), edges_per_pass):
-            chunk = list(edges[start:start + edges_per_pass])
-            logits = run_without_edges(model.model, model.graph, tokens, [[e] for e in chunk])
-            for edge, part in zip(chunk, logits.split(len(inputs))):
-                changes[edge] += sum(not _same(a, b, model.numerical)
-                                     for a, b in zip(model.decode(part), expected))
+
+        def changed(logits: Tensor, expected=expected) -> Tensor:
+            return torch.tensor(float(sum(not _same(a, b, model.numerical)
+                                          for a, b in zip(model.decode(logits), expected))))
+
+        result = edge_patching(model.model, model.encode(inputs), None, changed,
+                               edges=list(changes), patches_per_pass=patches_per_pass)
+        for edge, value in zip(result.coords["edge"], result.values.tolist()):
+            if edge in changes:
+                changes[edge] += int(value)
     return changes
 
 

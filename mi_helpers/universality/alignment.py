@@ -23,6 +23,13 @@ def _same_rows(a: Tensor, b: Tensor) -> None:
                          f"same tokens")
 
 
+def _check_mapping(mapping: Tensor, width_a: int, width_b: int) -> None:
+    if mapping.ndim != 2 or tuple(mapping.shape) != (width_a, width_b):
+        raise ValueError(f"mapping must be [d_model_a, d_model_b] = [{width_a}, {width_b}] "
+                         f"(from residual_map(resid_a, resid_b)), got shape "
+                         f"{tuple(mapping.shape)}")
+
+
 def _centred(x: Tensor) -> Tensor:
     x = x.double()
     return x - x.mean(0)
@@ -67,6 +74,7 @@ def map_quality(resid_a: Float[Tensor, "n d_model_a"], resid_b: Float[Tensor, "n
     other tokens than these for an honest figure). For a Procrustes map, which works on
     unit-variance streams, the streams are scaled the same way first."""
     _same_rows(resid_a, resid_b)
+    _check_mapping(mapping, resid_a.shape[1], resid_b.shape[1])
     a, b = _centred(resid_a), _centred(resid_b)
     prediction = a @ mapping.double()
     if torch.allclose(mapping.double() @ mapping.double().T, torch.eye(len(mapping),
@@ -80,7 +88,23 @@ def mapped_direction_similarity(dirs_a: Float[Tensor, "unit d_model_a"],
                                 dirs_b: Float[Tensor, "unit d_model_b"],
                                 mapping: Float[Tensor, "d_model_a d_model_b"],
                                 pairs: Int[Tensor, "unit"]) -> Float[Tensor, "unit"]:
-    """Cosine between A's direction ``i`` mapped into B's space and B's direction ``pairs[i]``."""
+    """Cosine between A's direction ``i`` mapped into B's space and B's direction ``pairs[i]``.
+
+    Raises:
+        ValueError: shapes that do not fit, or not one integer index into B per A direction.
+        IndexError: an index beyond B's directions.
+    """
+    if dirs_a.ndim != 2 or dirs_b.ndim != 2:
+        raise ValueError(f"directions must be [unit, d_model], got shapes {tuple(dirs_a.shape)} "
+                         f"and {tuple(dirs_b.shape)}")
+    _check_mapping(mapping, dirs_a.shape[1], dirs_b.shape[1])
+    pairs = torch.as_tensor(pairs)
+    if pairs.dtype.is_floating_point or pairs.shape != (len(dirs_a),):
+        raise ValueError(f"pairs must hold one integer index into dirs_b per direction of A "
+                         f"({len(dirs_a)}), got dtype {pairs.dtype}, shape {tuple(pairs.shape)}")
+    if len(pairs) and not (-len(dirs_b) <= int(pairs.min()) and int(pairs.max()) < len(dirs_b)):
+        raise IndexError(f"pairs index B's directions up to {int(pairs.max())}, but there are "
+                         f"{len(dirs_b)}")
     mapped = dirs_a @ mapping
     return torch.nn.functional.cosine_similarity(mapped, dirs_b[pairs], dim=-1)
 

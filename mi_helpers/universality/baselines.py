@@ -6,6 +6,8 @@ import tempfile
 
 import torch
 
+from ..core.checks import check_model
+
 __all__ = ["random_like"]
 
 
@@ -14,7 +16,11 @@ def random_like(model, seed: int = 0):
 
     Saves a fresh Hugging Face model of the same config to a temporary folder (removed
     once loaded) and loads it like any local model, with ``model``'s BOS handling.
+
+    Raises:
+        TypeError: ``model`` is a name or a Hugging Face model, not a loaded model.
     """
+    check_model(model)
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from ..core.models import load_model

@@ -14,6 +14,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from ..core.activations import collect_activations
+from ..core.checks import check_model, check_type
 from ..core.heads import Head, heads_above
 from ..core.hooks import hook_name
 
@@ -23,6 +24,8 @@ __all__ = ["check_same_tokenizer", "shared_activations", "correlation_matrix", "
 
 def check_same_tokenizer(model_a, model_b) -> None:
     """Raise ``ValueError`` unless both models map every token string to the same id."""
+    check_model(model_a, "model_a", needs=("tokenizer",))
+    check_model(model_b, "model_b", needs=("tokenizer",))
     vocab_a, vocab_b = model_a.tokenizer.get_vocab(), model_b.tokenizer.get_vocab()
     if vocab_a != vocab_b:
         only_a = sorted(set(vocab_a) - set(vocab_b))[:5]
@@ -67,7 +70,17 @@ def best_matches(acts_a: Float[Tensor, "n unit_a"], acts_b: Float[Tensor, "n uni
 
 
 def fraction_above(best: Float[Tensor, "unit"], threshold: float) -> float:
-    """Fraction of units whose best correlation exceeds ``threshold``."""
+    """Fraction of units whose best correlation exceeds ``threshold``.
+
+    Raises:
+        ValueError: ``best`` is not one finite value per unit (e.g. the whole correlation
+            matrix instead of :func:`best_matches`' first output), or is empty.
+    """
+    best = check_type("best", best, Tensor, "the first output of best_matches(acts_a, acts_b)")
+    if best.ndim != 1 or len(best) == 0 or not best.isfinite().all():
+        raise ValueError(f"best must be one finite correlation per unit (from best_matches), "
+                         f"got shape {tuple(best.shape)}"
+                         + ("" if best.isfinite().all() else " with NaN or inf"))
     return (best > threshold).float().mean().item()
 
 
@@ -80,4 +93,6 @@ def neuron_hooks(model, layers: Sequence[int] | None = None) -> list[str]:
 def recurring_heads(scores_by_model: dict[str, Float[Tensor, "layer head"]], threshold: float
                     ) -> dict[str, list[Head]]:
     """The heads scoring above ``threshold`` in each model."""
+    check_type("scores_by_model", scores_by_model, dict,
+               "map each model's name to its [layer, head] scores")
     return {name: heads_above(scores, threshold) for name, scores in scores_by_model.items()}

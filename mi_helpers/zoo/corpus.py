@@ -25,6 +25,8 @@ import random
 from dataclasses import dataclass
 from functools import lru_cache
 
+from ..core.checks import check_positive
+
 NAMES = (
     "Mary John Alice Bob Tom Anna James Sarah David Emma Michael Laura Daniel Kate "
     "Paul Lucy Mark Julia Peter Rose Chris Amy Adam Claire Sam Grace Ben Helen Jack "
@@ -159,6 +161,7 @@ def ioi_split(n: int, seed: int = 0, heldout: bool = True) -> list[IOISentence]:
         seed: random seed.
         heldout: if True, use the held-out templates and name pairs (never trained on).
     """
+    check_positive("n", n, integer=True)
     rng = random.Random(seed)
     templates = IOI_HELDOUT_TEMPLATES if heldout else IOI_TRAIN_TEMPLATES
     return [ioi_sentence(rng, templates[k % len(templates)], heldout) for k in range(n)]

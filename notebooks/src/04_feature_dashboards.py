@@ -8,7 +8,9 @@
 # avoid flattering it, contexts from lower activation bands), how often it fires, which
 # tokens its output direction promotes, and what happens when we add that direction to
 # the residual stream. Then we let an **explainer** name the unit from its contexts and
-# score the explanation by **simulation** (Bills et al., 2023): predict the unit's
+# score the explanation by **simulation**
+# ([Bills et al., 2023](https://openaipublic.blob.core.windows.net/neuron-explainer/paper/index.html)):
+# predict the unit's
 # activation on every token from the explanation alone and correlate with the truth,
 # and by **detection**: does the explanation tell contexts where it fires from contexts
 # where it does not?

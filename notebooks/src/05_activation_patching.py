@@ -15,7 +15,8 @@
 #
 # Scores are normalised: 0 = the corrupted metric, 1 = the clean one.
 #
-# The task is indirect object identification (IOI): "When Mary and John went to the
+# The task is indirect object identification
+# ([IOI, Wang et al. 2022](https://arxiv.org/abs/2211.00593)): "When Mary and John went to the
 # store, John gave a drink to" → " Mary". The metric is the logit difference
 # $\text{logit}(IO) - \text{logit}(S)$ at the last token. The corruption is IOI's
 # "ABC" distribution: the three names replaced by three other names, so the sentence
@@ -145,7 +146,7 @@ check_logit_diff(logit_diff)
 resid = activation_patching(model, clean.tokens, corrupted.tokens, clean.metric,
                             "resid_pre", per_position=True)
 heatmap(resid.score, "denoising the residual stream (1 = clean restored)", xlabel="position",
-        ylabel="layer (resid_pre)", xticklabels=labels, center=None, cmap="Blues")
+        ylabel="layer (resid_pre)", xticklabels=labels, kind="score")
 plt.show()
 pos = {name: int(clean.word_positions[name][0]) for name in ("IO", "S1", "S2", "end")}
 first, last = resid.score[0], resid.score[-1]
@@ -259,15 +260,15 @@ heads_noise = activation_patching(model, clean.tokens, corrupted.tokens, clean.m
 ablations = {kind: ablation_patching(model, clean.tokens, clean.metric, "z", ablation=kind,
                                      reference=None if kind == "zero" else corrupted.tokens)
              for kind in ("zero", "mean", "resample")}
+drop = {"corrupted patch": 1 - heads_noise.score}  # layer head; red = the head matters
+drop.update({kind: r.drop for kind, r in ablations.items()})
+shared_scale = max(d.abs().max().item() for d in drop.values())
 fig, axes = plt.subplots(1, 4, figsize=(16, 3))
-heatmap(1 - heads_noise.score, "patched from corrupted", xlabel="head", ylabel="layer",
-        ax=axes[0], center=None, cmap="Reds")
-for ax, (kind, result) in zip(axes[1:], ablations.items()):
-    heatmap(result.drop, f"{kind} ablation: drop / clean", xlabel="head", ax=ax, center=0)
+for ax, (kind, d) in zip(axes, drop.items()):
+    heatmap(d, f"{kind}: drop / clean", xlabel="head", ylabel="layer", ax=ax, kind="signed",
+            vmax=shared_scale)
 plt.tight_layout()
 plt.show()
-drop = {kind: r.drop for kind, r in ablations.items()}  # layer head
-drop["corrupted patch"] = 1 - heads_noise.score
 top = {kind: set(top_heads(d, 3)) for kind, d in drop.items()}
 for kind, d in drop.items():
     print(f"{kind:>16}: top heads {[h.label for h in top_heads(d, 3)]}, largest drop "
@@ -315,13 +316,13 @@ check_patch_head_hook(patch_head_hook, model)
 
 # %% [markdown]
 # ## 5. Causal tracing: noise instead of a second prompt
-# Meng et al. corrupt the clean prompt itself: Gaussian noise (3x the embedding std) on
+# [Meng et al. (2022)](https://arxiv.org/abs/2202.05262) corrupt the clean prompt itself: Gaussian noise (3x the embedding std) on
 # the embeddings of the names, then restore one clean residual activation at a time.
 
 # %%
 tracing = causal_tracing(model, clean.tokens, clean.metric, noise_positions=name_slots)
 heatmap(tracing.score, "causal tracing: restoring the residual stream", xlabel="position",
-        ylabel="layer (resid_pre)", xticklabels=labels, center=None, cmap="Purples")
+        ylabel="layer (resid_pre)", xticklabels=labels, kind="score")
 plt.show()
 print(f"clean {tracing.clean:.2f}, noised names {tracing.corrupted:.2f}")
 print(f"restoring the last token at the last layer: {tracing.score[-1, pos['end']]:.2f}")

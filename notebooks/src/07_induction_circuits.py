@@ -7,7 +7,9 @@
 # "B". It attends from the second "A" to the token *after* the first "A" and copies it.
 # It cannot find that token on its own: a **previous-token head** in an earlier layer
 # first writes "the token before me was A" into each position, and the induction head's
-# *keys* read it (**K-composition**, Elhage et al. 2021; Olsson et al. 2022).
+# *keys* read it (**K-composition**,
+# [Elhage et al. 2021](https://transformer-circuits.pub/2021/framework/index.html);
+# [Olsson et al. 2022](https://arxiv.org/abs/2209.11895)).
 #
 # We find both heads from their attention on repeated random tokens, check from the
 # weights that they compose through the keys, and then test the algorithm causally by
@@ -21,8 +23,10 @@
 # 3. ablating any one induction head raises the loss on the repeated half by more than
 #    1 nat per token, more than twice as much as any other head of its layer; the
 #    previous-token head is the costliest head of its layer to ablate;
-# 4. path patching: the previous-token head's effect on the induction heads goes
-#    through their keys, not their queries.
+# 4. path patching, with one corruption for each side of the attention: the
+#    previous-token head's effect on the induction heads goes through their keys; a
+#    corruption that does reach the queries finds no path through them; part of the
+#    effect also goes through the values, much of it via MLP0.
 
 
 # %% [markdown]
@@ -66,10 +70,10 @@ import matplotlib.pyplot as plt
 import torch
 
 from mi_helpers import load_model
-from mi_helpers.circuits import (attention_patterns, composition_baseline, composition_scores,
-                                 head_ablation_hooks, head_means, head_scores, offset_score,
-                                 path_patching)
-from mi_helpers.core import heads_above, top_heads
+from mi_helpers.circuits import (activation_patching, attention_patterns, circuit_metrics,
+                                 composition_baseline, composition_scores, head_ablation_hooks,
+                                 head_means, head_scores, offset_score, path_patching)
+from mi_helpers.core import Circuit, CircuitGraph, Head, Node, heads_above, top_heads
 from mi_helpers.core.metrics import per_token_loss
 from mi_helpers.datasets import repeated_random_tokens
 from mi_helpers.viz import heatmap, plot_attention
@@ -93,7 +97,7 @@ scores = head_scores(model, rep_len=REP_LEN, n_seqs=64, seed=0)
 fig, axes = plt.subplots(1, 3, figsize=(15, 2.6))
 for ax, kind in zip(axes, ("previous_token", "duplicate_token", "induction")):
     heatmap(scores[kind], kind.replace("_", "-"), xlabel="head", ylabel="layer", ax=ax,
-            center=None, cmap="Blues")
+            kind="score")
 plt.tight_layout()
 plt.show()
 found_induction = heads_above(scores["induction"], 0.8)
@@ -174,8 +178,7 @@ layer_a, layer_b = prev_head.layer, induction_head.layer
 fig, axes = plt.subplots(1, 3, figsize=(15, 2.8))
 for ax, (kind, values) in zip(axes, composition.items()):
     heatmap(values[layer_a, :, layer_b], f"{kind}-composition, L{layer_a} -> L{layer_b}",
-            xlabel=f"head in L{layer_b}", ylabel=f"head in L{layer_a}", ax=ax, center=None,
-            cmap="Purples")
+            xlabel=f"head in L{layer_b}", ylabel=f"head in L{layer_a}", ax=ax, kind="matters")
 plt.tight_layout()
 plt.show()
 pair = {kind: torch.tensor([values[(*prev_head, *h)].item()
@@ -255,7 +258,7 @@ for layer in range(n_layers):
 increase = ablated - clean_loss
 zero_increase = repeat_loss(head_ablation_hooks(model, [induction_head])) - clean_loss
 heatmap(increase, f"loss increase on the repeat (clean {clean_loss:.2f} nats/token)",
-        xlabel="head", ylabel="layer", center=None, cmap="Reds")
+        xlabel="head", ylabel="layer", kind="matters")
 plt.show()
 same_layer = [increase[induction_head.layer, h].item() for h in range(n_heads)
               if (induction_head.layer, h) not in induction_heads]
@@ -319,17 +322,31 @@ from mi_helpers.exercises import check_loss_on_repeat
 check_loss_on_repeat(loss_on_repeat)
 
 # %% [markdown]
-# ## 4. Path patching: through the keys
-# Clean: `BOS + r + r`; corrupted: `BOS + r' + r`, the *first* copy replaced by fresh
-# random tokens, so there is nothing to repeat. The metric is the mean log-probability of
-# the clean next tokens on the second copy. We patch the previous-token head's corrupted
-# output into the induction heads' queries, or keys, or values only. Only the first copy
-# changed, and that is where the keys the induction heads look for sit.
+# ## 4. Path patching: keys, queries or values?
+# The previous-token head's output could reach the induction heads through their
+# queries, keys or values. A corruption can only test a path if it changes what the
+# previous-token head writes *where that path reads*: keys and values read the first
+# copy (the positions attended to), queries read the second copy (the positions
+# attending). So we use two corruptions of `BOS + r + r`:
+# * **first copy** `BOS + r' + r`: fresh tokens where the keys and values are read. The
+#   query path cannot change here (the second copy is untouched), so its score of 1 is
+#   guaranteed by the design and tests nothing;
+# * **second copy** `BOS + r + r'`: fresh tokens where the queries are read; now the
+#   key and value paths are the ones that cannot change.
+#
+# The metric is the mean log-probability of the clean next tokens on the second copy
+# (a score of 1 = no effect, 0 = as bad as the corrupted run). As a positive control, we
+# also patch the induction heads' *whole* query from the second-copy corruption
+# (activation patching of `q`): if that does nothing either, the corruption never
+# reached the queries and a null result for the query path would mean nothing.
 
 # %%
 fresh = repeated_random_tokens(model, rep_len=REP_LEN, n_seqs=64, seed=3)
-corrupted_tokens = test_tokens.clone()
-corrupted_tokens[:, 1:REP_LEN + 1] = fresh[:, 1:REP_LEN + 1]
+first_copy = test_tokens.clone()
+first_copy[:, 1:REP_LEN + 1] = fresh[:, 1:REP_LEN + 1]
+second_copy = test_tokens.clone()
+second_copy[:, REP_LEN + 1:] = fresh[:, REP_LEN + 1:]
+corruptions = {"first copy (r' + r)": first_copy, "second copy (r + r')": second_copy}
 
 
 def repeat_log_prob(logits):
@@ -337,17 +354,82 @@ def repeat_log_prob(logits):
 
 
 receivers = [h for h in induction_heads if h.layer > prev_head.layer]
-path = {kind: path_patching(model, test_tokens, corrupted_tokens, repeat_log_prob,
-                            [(*h, kind) for h in receivers], senders=[[prev_head]])
-        for kind in ("q", "k", "v") if receivers}
-if not receivers:
+path = {(name, kind): path_patching(model, test_tokens, corrupted, repeat_log_prob,
+                                    [(*h, kind) for h in receivers],
+                                    senders=[[prev_head]]).score.item()
+        for name, corrupted in corruptions.items() for kind in ("q", "k", "v") if receivers}
+if receivers:
+    whole_query = activation_patching(model, test_tokens, second_copy, repeat_log_prob, "q",
+                                      mode="noise", layers=[receivers[0].layer],
+                                      heads=[h.head for h in receivers if h.layer == receivers[0].layer])
+    print(f"{'corruption':>22} | {prev_head.label} -> queries | keys | values (score)")
+    for name in corruptions:
+        print(f"{name:>22} | {path[name, 'q']:15.2f} | {path[name, 'k']:4.2f} | "
+              f"{path[name, 'v']:6.2f}")
+    print("positive control, second-copy corruption of each induction head's whole query:",
+          [round(v, 2) for v in whole_query.score.flatten().tolist()])
+else:
     print(f"no induction head comes after {prev_head.label}: no path to patch")
-for kind, result in path.items():
-    print(f"{prev_head.label} -> induction heads' {kind}: score {result.score.item():.2f} "
-          f"(1 = no effect, 0 = as corrupted)")
+
+# %% [markdown]
+# The key path carries the effect: with the first copy corrupted, the previous-token
+# head's output into the induction heads' keys alone takes the score to near 0. The
+# second corruption reaches the queries (the positive control: replacing a whole query
+# costs much of the log-probability), yet the previous-token head's path into the
+# queries does nothing: the queries read the current token itself, not its
+# predecessor. This is K-composition, now measured with a corruption that could have
+# shown Q-composition.
 
 # %%
-assert path and path["k"].score.item() < path["q"].score.item() - 0.2, "through the keys"
+first, second = "first copy (r' + r)", "second copy (r + r')"
+assert receivers, "no induction head after the previous-token head"
+assert path[first, "k"] < 0.2, "through the keys"
+assert whole_query.score.min() < 0.8, "the second-copy corruption must reach the queries"
+assert path[second, "q"] > 0.9, "...but not through the previous-token head"
+
+# %% [markdown]
+# **The value path.** With the first copy corrupted, the previous-token head's path
+# into the values costs about half the effect (printed above). The values are read at
+# the attended position, the token after the earlier "A"; what the previous-token head
+# wrote there is "A" itself, which the induction head does not need in order to copy
+# the token. So where does the loss come from? Path patching lets the change flow
+# through the MLPs on the way (only heads are frozen), so it mixes two routes: the head's
+# own edges into the values, and the route through MLP0, which reads the head's output
+# and writes into the residual stream that the values read. Exact edge patching
+# (notebook 08) separates them: corrupt only the three direct edges
+# `previous-token head -> induction head's values`.
+
+# %%
+graph = CircuitGraph.from_model(model)
+prev_node, receiver_ids = Node(prev_head.layer, "head", prev_head.head), set(receivers)
+direct_value_edges = [e for e in graph.edges if e.sender == prev_node and e.channel == "v"
+                      and Head(e.receiver.layer, e.receiver.head) in receiver_ids]
+if direct_value_edges:
+    rest = Circuit.from_edges(graph, set(graph.edges) - set(direct_value_edges))
+    (only_direct,) = circuit_metrics(model, test_tokens, first_copy, repeat_log_prob,
+                                     [rest]).tolist()
+    clean_lp, first_copy_lp = (repeat_log_prob(model(t)).item() for t in (test_tokens, first_copy))
+    direct_score = (only_direct - first_copy_lp) / (clean_lp - first_copy_lp)
+    print(f"value path (path patching, direct and through MLPs): score {path[first, 'v']:.2f}")
+    print(f"only the {len(direct_value_edges)} direct edges into the values: score "
+          f"{direct_score:.2f}")
+else:
+    print("no direct edge from the previous-token head into the values of an induction head")
+
+# %% [markdown]
+# On the zoo model the direct edges alone cost less than half of what the value path
+# costs; the rest goes through MLP0. A token's representation after MLP0 depends on the
+# token before it (MLP0 reads the previous-token head), so when the induction head copies
+# "the token after A" it copies a vector that also encodes A; with a foreign A' before
+# it, the copied vector is a different one and predicts the token less well. The key
+# path is necessary (score near 0); the value path is a partial contribution that exists
+# because copied representations are contextual, not a second mechanism.
+
+# %%
+if MODEL.startswith("zoo"):
+    assert direct_value_edges, "the zoo model has induction heads after its previous-token head"
+    assert 0.2 < path[first, "v"] < 0.8, "the value path is partial"
+    assert direct_score > path[first, "v"] + 0.1, "part of it runs through the MLPs"
 
 # %% [markdown]
 # ## Summary
@@ -356,6 +438,10 @@ assert path and path["k"].score.item() < path["q"].score.item() - 0.2, "through 
 #   token after the earlier "A" and copies it.
 # * The weights (K-composition), ablation and path patching tell the same story from
 #   three directions; notebook 09 checks that it recurs in every seed of the zoo.
+# * A path can only be tested by a corruption that changes what it reads: corrupting the
+#   first copy tests keys and values, corrupting the second copy tests queries. Keys
+#   carry the effect; queries do not, though they could have; the values carry part of
+#   it, much of that through MLP0.
 # * Ablation also flags heads the two scores do not name (printed in section 3 with
 #   how much they attend to their own token): a circuit is rarely only the heads one
 #   went looking for.

@@ -1,6 +1,8 @@
 # %% [markdown]
 # # 08 · Automated circuit discovery: attribution patching, EAP, EAP-IG and ACDC
 #
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mi-roadmap/mi-roadmap/blob/main/notebooks/08_automated_discovery.ipynb)
+#
 # Notebooks 05 to 07 found circuits by hand, one patch per forward pass. To scale,
 # circuit discovery works on the model's **graph** (notebook 06's path patching, made
 # systematic): nodes are the embeddings, every head and MLP, and the logits; an *edge*
@@ -42,20 +44,43 @@
 #    the logit difference; induction needs more: in each zoo-2l seed ACDC keeps up to half
 #    of the edges for a faithfulness of at least 0.8.
 
+# %% [markdown]
+# **Learning objectives.** After this notebook you can
+# * describe a model as a graph of edges between components, and score every edge by exact
+#   edge patching (noising and denoising), EAP and EAP-IG;
+# * compute an edge's attribution-patching score and its EAP-IG score by hand
+#   (exercises), and say where the first-order estimate fails and why;
+# * choose circuits at edge budgets and summarise a method by MIB's CPR and CMD
+#   (exercise);
+# * run ACDC, and write its pruning rule for one receiver yourself (exercise).
+#
+# **Prerequisites:** notebooks 05 (activation patching, denoising and noising) and 06
+# (path patching, the IOI circuit); notebook 07 for the induction circuit.
+# **Time:** about 45 min to read and run, plus 55 min of exercises.
+
 # %% tags=["parameters"]
 MODEL = "zoo-4l"  # any zoo model offline, or a hub model such as "gpt2-small" on Colab
 
 # %%
-# Colab set-up: install the project's helpers there; elsewhere this does nothing.
+# Colab set-up (the same cell in every notebook; safe to run again): on Colab, clone
+# the project and install its helpers. Elsewhere this cell does nothing.
 import sys
 
 if "google.colab" in sys.modules:
     import subprocess
+    from pathlib import Path
 
-    REPO = "https://github.com/mi-roadmap/mi-roadmap"  # change if you use a fork
-    subprocess.run(["git", "clone", "--depth=1", REPO, "/content/mi-roadmap"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/mi-roadmap"], check=True)
-    sys.path.insert(0, "/content/mi-roadmap")
+    REPO = "https://github.com/mi-roadmap/mi-roadmap"  # from pyproject.toml [project.urls]
+    HERE = Path("/content/mi-roadmap")
+    if not (HERE / "pyproject.toml").is_file():
+        done = subprocess.run(["git", "clone", "--depth=1", REPO, str(HERE)],
+                              capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"could not clone {REPO}: {done.stderr.strip()[-300:]}\nSet "
+                               f"REPO to the project's repository (or a fork of it).")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", str(HERE)], check=True)
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
 
 # %%
 import json
@@ -151,6 +176,46 @@ print(f"clean logit difference {results['EAP'].clean:.2f}, corrupted "
 # %%
 if PRECOMPUTED:
     assert replayed < 1e-3, "the stored sweeps do not match this code and these prompts"
+
+# %% [markdown]
+# ### Exercise 08.1: attribution patching of one edge
+# **Difficulty** 1/5 · **Importance** 5/5 · **Time** about 10 min
+#
+# Write `eap_edge_score(clean_out, corrupted_out, grad)` for one edge `s -> r`:
+# `clean_out` and `corrupted_out` are the sender's output in the clean and in the
+# corrupted run, `grad` the gradient of the metric with respect to the receiver's input,
+# taken in the corrupted run; all three `[batch, pos, d_model]`. Return the edge's EAP
+# score (a scalar): the first-order estimate of how much the metric *rises* when the
+# edge carries its clean value into the corrupted run, the sign `edge_attribution` uses.
+#
+# <details><summary>Hint 1</summary>
+#
+# The receiver's input is a sum of the senders' outputs. Restoring the edge changes that
+# input by `clean_out - corrupted_out` and nothing else; to first order the metric moves
+# by that change dotted with the gradient.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# Multiply elementwise and sum over every axis (prompts, positions, `d_model`): the
+# metric's own mean over prompts is already inside the gradient.
+# </details>
+
+# %%
+from torch import Tensor
+
+
+def eap_edge_score(clean_out: Tensor, corrupted_out: Tensor, grad: Tensor) -> Tensor:
+    """(clean - corrupted) . dM/d(input), summed over prompts and positions: a scalar."""
+    # BEGIN SOLUTION
+    return ((clean_out - corrupted_out) * grad).sum()
+    # END SOLUTION
+    # STUB raise NotImplementedError("the change of the receiver's input, dotted with the gradient")
+
+# %%
+from mi_helpers.exercises import check_eap_edge_score
+
+check_eap_edge_score(eap_edge_score)
 
 # %% [markdown]
 # ## 2. Do the estimates rank edges like the oracle?
@@ -286,6 +351,48 @@ if MODEL.startswith("zoo"):
         assert abs(s["EAP-IG"] - s["exact"]) < 0.15 * abs(s["exact"]), "EAP-IG within 15%"
 
 # %% [markdown]
+# ### Exercise 08.2: one edge's EAP-IG score
+# **Difficulty** 2/5 · **Importance** 4/5 · **Time** about 15 min
+#
+# Write `eap_ig_edge_score(clean_out, corrupted_out, gradient_at, ig_steps)`: as
+# `eap_edge_score`, but with the gradient averaged along the path from the corrupted run
+# to the clean one. `gradient_at(alpha)` returns the receiver's gradient `[batch, pos,
+# d_model]` at the point `alpha` of the way (0: the corrupted run, 1: the clean one).
+# Average it over `ig_steps` points of a left Riemann sum, as `edge_attribution` does,
+# so that `ig_steps=1` gives EAP.
+#
+# <details><summary>Hint 1</summary>
+#
+# A left Riemann sum with `ig_steps` points starts at the corrupted end and stops one
+# step short of the clean end: `alpha = k / ig_steps` for `k = 0 .. ig_steps - 1`.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# `torch.stack([gradient_at(k / ig_steps) for k in range(ig_steps)]).mean(0)` is the
+# averaged gradient; score it as in 08.1.
+# </details>
+
+# %%
+import torch
+from torch import Tensor
+
+
+def eap_ig_edge_score(clean_out: Tensor, corrupted_out: Tensor, gradient_at,
+                      ig_steps: int) -> Tensor:
+    """(clean - corrupted) . (gradient averaged along the path), summed: a scalar."""
+    # BEGIN SOLUTION
+    mean_grad = torch.stack([gradient_at(k / ig_steps) for k in range(ig_steps)]).mean(0)
+    return ((clean_out - corrupted_out) * mean_grad).sum()
+    # END SOLUTION
+    # STUB raise NotImplementedError("average gradient_at over the path, then score as EAP")
+
+# %%
+from mi_helpers.exercises import check_eap_ig_edge_score
+
+check_eap_ig_edge_score(eap_ig_edge_score)
+
+# %% [markdown]
 # ## 4. Faithfulness at edge budgets (MIB)
 # Each method keeps its top-scored edges (by |effect|) at each budget; every other edge
 # gets the corrupted sender's output. Faithfulness is 0 at the corrupted run's logit
@@ -328,6 +435,50 @@ if greedy is not None:
 if MODEL.startswith("zoo"):
     assert curves["EAP-IG inputs"]["cpr"] > curves["EAP"]["cpr"] + 0.02
     assert curves["EAP-IG inputs"]["cmd"] < curves["EAP"]["cmd"]
+
+# %% [markdown]
+# ### Exercise 08.3: MIB's CPR and CMD
+# **Difficulty** 1/5 · **Importance** 3/5 · **Time** about 10 min
+#
+# Write `faithfulness_areas(budgets, faithfulness)`: `budgets` `[budget]` are increasing
+# fractions of the edges kept, `faithfulness` `[budget]` the faithfulness of the circuit
+# at each. Return `(cpr, cmd)` as floats: the area under the faithfulness curve and the
+# area between it and 1, both by trapezoids over the budgets (the x axis is the budget
+# itself, not its logarithm as in the plot).
+#
+# <details><summary>Hint 1</summary>
+#
+# A trapezoid between budgets `b[i]` and `b[i + 1]` has area `(b[i + 1] - b[i]) * (f[i]
+# + f[i + 1]) / 2`; `torch.trapezoid(f, b)` sums them.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# A circuit can be *more* faithful than the whole model (f > 1): CMD integrates
+# `|1 - f|`, so it is not simply the budget range minus CPR.
+# </details>
+
+# %%
+import torch
+from torch import Tensor
+
+
+def faithfulness_areas(budgets: Tensor, faithfulness: Tensor) -> tuple[float, float]:
+    """(CPR, CMD): the areas under f and between f and 1, trapezoids over the budgets."""
+    # BEGIN SOLUTION
+    widths = budgets[1:] - budgets[:-1]
+
+    def area(f: Tensor) -> float:
+        return (widths * (f[1:] + f[:-1]) / 2).sum().item()
+
+    return area(faithfulness), area((1 - faithfulness).abs())
+    # END SOLUTION
+    # STUB raise NotImplementedError("two areas by the trapezoid rule")
+
+# %%
+from mi_helpers.exercises import check_faithfulness_areas
+
+check_faithfulness_areas(faithfulness_areas)
 
 # %% [markdown]
 # ## 5. ACDC
@@ -379,6 +530,57 @@ print("largest exact (noise) effect of any edge into each kind of input:",
 # %%
 if MODEL.startswith("zoo"):
     assert fraction <= 0.20 and kept >= 0.80, "ACDC: <= 20% of the edges, >= 80% kept"
+
+# %% [markdown]
+# ### Exercise 08.4: ACDC's pruning rule
+# **Difficulty** 3/5 · **Importance** 4/5 · **Time** about 20 min
+#
+# Write `acdc_prune(kl_with_removed, order, tau)`, ACDC's loop over the edges: the
+# function `kl_with_removed(removed)` takes a `[edge]` bool tensor (True: the edge is
+# removed, its sender's corrupted output patched in) and returns the KL divergence of
+# the output from the full model's, a float. Try the edges one at a time in `order`,
+# each removed *on top of those already removed*; an edge stays removed if the KL rises
+# by less than `tau`. Return the `[edge]` bool tensor of the edges kept: the circuit.
+#
+# <details><summary>Hint 1</summary>
+#
+# Compare each trial with the KL of the circuit as pruned so far (which changes every
+# time an edge goes), not with the full model's. A removal that *lowers* the KL also
+# goes: only a rise of `tau` or more keeps an edge.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# `removed = torch.zeros(len(order), dtype=torch.bool)`; `current =
+# kl_with_removed(removed)`; for each edge: `trial = removed.clone(); trial[edge] = True`,
+# `value = kl_with_removed(trial)`; if `value - current < tau`, take `trial` and `value`
+# as the new `removed` and `current`. Return `~removed`.
+# </details>
+
+# %%
+import torch
+from torch import Tensor
+
+
+def acdc_prune(kl_with_removed, order: list[int], tau: float) -> Tensor:
+    """The [edge] mask of edges kept after trying to remove each edge in ``order``."""
+    # BEGIN SOLUTION
+    removed = torch.zeros(len(order), dtype=torch.bool)
+    current = kl_with_removed(removed)
+    for edge in order:
+        trial = removed.clone()
+        trial[edge] = True
+        value = kl_with_removed(trial)
+        if value - current < tau:
+            removed, current = trial, value
+    return ~removed
+    # END SOLUTION
+    # STUB raise NotImplementedError("try each edge on top of those removed so far")
+
+# %%
+from mi_helpers.exercises import check_acdc_prune
+
+check_acdc_prune(acdc_prune)
 
 # %% [markdown]
 # ## 6. Induction in the three zoo-2l seeds
@@ -439,7 +641,8 @@ if MODEL.startswith("zoo"):
 # circuit compare with EAP-IG's top edges *of the same size*?
 
 # %%
-# NBVAL_IGNORE_OUTPUT (an ACDC decision near tau can flip with float rounding on other CPUs)
+# NBVAL_IGNORE_OUTPUT
+# (an ACDC decision near tau can flip with float rounding on other CPUs)
 acdc_induction = {}
 for name, (seed_model, pair, sweeps) in (pairs.items() if FULL_ORACLE else ()):
     start = time.perf_counter()
@@ -501,3 +704,18 @@ if PRECOMPUTED:
 #   induction circuits. ACDC finds a small IOI circuit (under 10% of the edges) at a few
 #   times the cost of exact patching; induction's circuit is spread over about half of
 #   zoo-2l's edges in every seed.
+
+# %% [markdown]
+# ## Further reading
+# * [Nanda (2023), *Attribution Patching: Activation Patching At Industrial Scale*](https://www.neelnanda.io/mechanistic-interpretability/attribution-patching).
+# * [Syed, Rager and Conmy (2023), *Attribution Patching Outperforms Automated Circuit Discovery*](https://arxiv.org/abs/2310.10348):
+#   EAP.
+# * [Hanna, Pezzelle and Belinkov (2024), *Have Faith in Faithfulness: Going Beyond Circuit Overlap When Finding Model Mechanisms*](https://arxiv.org/abs/2403.17806):
+#   EAP-IG.
+# * [Conmy et al. (2023), *Towards Automated Circuit Discovery for Mechanistic Interpretability*](https://arxiv.org/abs/2304.14997):
+#   ACDC.
+# * [Kramár et al. (2024), *AtP\*: An efficient and scalable method for localizing LLM behaviour to components*](https://arxiv.org/abs/2403.00745):
+#   where attribution patching fails, and fixes.
+# * [Mueller et al. (2025), *MIB: A Mechanistic Interpretability Benchmark*](https://arxiv.org/abs/2504.13151):
+#   faithfulness at edge budgets, CPR and CMD.
+# * [Wang et al. (2022), *Interpretability in the Wild: a Circuit for Indirect Object Identification in GPT-2 small*](https://arxiv.org/abs/2211.00593).

@@ -114,8 +114,7 @@ fig, axes = plt.subplots(2, len(models), figsize=(3.2 * len(models), 5))
 for col, name in enumerate(models):
     for row, kind in enumerate(("previous_token", "induction")):
         heatmap(scores[name][kind], f"{name}\n{kind.replace('_', '-')}", ax=axes[row, col],
-                center=None, cmap="Blues", xlabel="head", ylabel="layer")
-        axes[row, col].images[0].set_clim(0, 1)
+                kind="score", xlabel="head", ylabel="layer")
 plt.tight_layout()
 plt.show()
 prev = recurring_heads({n: s["previous_token"] for n, s in scores.items()}, 0.8)

@@ -1,6 +1,8 @@
 # %% [markdown]
 # # 10 · Beyond neurons: subspaces (DAS), Patchscope and steering, with honest baselines
 #
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mi-roadmap/mi-roadmap/blob/main/notebooks/10_subspaces_and_steering.ipynb)
+#
 # Probes (notebook 02) say a variable is *readable* from a direction; patching (05) says a
 # *whole* activation matters. In between sits the question the field's newer tools ask:
 # **which subspace carries a variable the model uses?**
@@ -51,20 +53,46 @@
 #    moves the French preference further than the probe direction and the SAE latent's
 #    decoder direction; a random direction does not move it towards French.
 
+# %% [markdown]
+# **Learning objectives.** After this notebook you can
+# * run an interchange intervention on a subspace, and write one by hand (exercise);
+# * measure the interchange-intervention accuracy (IIA) from a model's outputs
+#   (exercise) and read it against baselines: DiffMean, a probe, PCA, SAE latents,
+#   neurons, a random subspace, and DAS on a random-weights model;
+# * tell a variable that lives in one direction from one spread over many (DAS at
+#   growing dimension);
+# * decode hidden states with a Patchscope and compare it with the logit and tuned lenses;
+# * steer with a hook you write (exercise), and judge a steering direction by its cost
+#   curve.
+#
+# **Prerequisites:** notebooks 02 (probes, DiffMean, projecting out), 05 (activation
+# patching) and 06 (the IOI task); notebooks 01 (the logit and tuned lenses) and 03
+# (SAEs) for their sections.
+# **Time:** about 45 min to read and run, plus 40 min of exercises.
+
 # %% tags=["parameters"]
 MODEL = "zoo-2l"  # any zoo model offline, or a hub model such as "gpt2" on Colab
 
 # %%
-# Colab set-up: install the project's helpers there; elsewhere this does nothing.
+# Colab set-up (the same cell in every notebook; safe to run again): on Colab, clone
+# the project and install its helpers. Elsewhere this cell does nothing.
 import sys
 
 if "google.colab" in sys.modules:
     import subprocess
+    from pathlib import Path
 
-    REPO = "https://github.com/mi-roadmap/mi-roadmap"  # change if you use a fork
-    subprocess.run(["git", "clone", "--depth=1", REPO, "/content/mi-roadmap"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/mi-roadmap"], check=True)
-    sys.path.insert(0, "/content/mi-roadmap")
+    REPO = "https://github.com/mi-roadmap/mi-roadmap"  # from pyproject.toml [project.urls]
+    HERE = Path("/content/mi-roadmap")
+    if not (HERE / "pyproject.toml").is_file():
+        done = subprocess.run(["git", "clone", "--depth=1", REPO, str(HERE)],
+                              capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"could not clone {REPO}: {done.stderr.strip()[-300:]}\nSet "
+                               f"REPO to the project's repository (or a fork of it).")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", str(HERE)], check=True)
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
 
 # %%
 import json
@@ -183,6 +211,90 @@ if MODEL == "zoo-2l":
     assert iia_of["das (random model)", 1] < 0.65, "DAS finds no such direction in a random model"
 else:
     print(f"no expectation for {MODEL}")
+
+# %% [markdown]
+# ### Exercise 10.1: an interchange intervention on a subspace
+# **Difficulty** 2/5 · **Importance** 5/5 · **Time** about 15 min
+#
+# Write `interchange_subspace(base, source, basis)`: `base` and `source` are activations
+# `[batch, d_model]` at the intervention site (one base/source pair per row), `basis` an
+# orthonormal `[d_model, n_dims]` basis of the subspace (one direction per column).
+# Return the base activations with their coordinates *inside* the subspace taken from the
+# source and kept *outside* it, `[batch, d_model]`: what every family above does at
+# `resid_post 0` before the model runs on.
+#
+# <details><summary>Hint 1</summary>
+#
+# The component of `x` in the subspace is `x @ basis @ basis.T` (coordinates, then back
+# to `d_model`); the rest, `x - x @ basis @ basis.T`, is orthogonal to it.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# Keep the base's rest and take the source's component: `base - base @ B @ B.T + source
+# @ B @ B.T`, i.e. `base + (source - base) @ B @ B.T`.
+# </details>
+
+# %%
+from torch import Tensor
+
+
+def interchange_subspace(base: Tensor, source: Tensor, basis: Tensor) -> Tensor:
+    """The base with its subspace coordinates replaced by the source's: [batch d_model]."""
+    # BEGIN SOLUTION
+    return base + (source - base) @ basis @ basis.T
+    # END SOLUTION
+    # STUB raise NotImplementedError("swap the component inside the subspace")
+
+# %%
+from mi_helpers.exercises import check_interchange_subspace
+
+check_interchange_subspace(interchange_subspace)
+
+# %% [markdown]
+# ### Exercise 10.2: interchange-intervention accuracy
+# **Difficulty** 2/5 · **Importance** 4/5 · **Time** about 15 min
+#
+# Write `interchange_accuracy(logits, answer_pos, class_words, targets)`: `logits`
+# `[batch, pos, d_vocab]` are the model's outputs on the base prompts *with* the
+# intervention, `answer_pos` `[batch]` the position where each pair's answer is read,
+# `class_words` a list of lists of token ids (the output classes, e.g. the English and
+# the French function words), and `targets` `[batch]` the class the causal model
+# predicts. Return the IIA, a float: how often the class with the most probability at
+# `answer_pos` is the target.
+#
+# <details><summary>Hint 1</summary>
+#
+# A class's probability is the sum of its words' probabilities: in log space, the
+# `logsumexp` of their log-probabilities (take `log_softmax` over the vocabulary first).
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# `log_probs = logits[torch.arange(len(logits)), answer_pos].log_softmax(-1)`; stack
+# `log_probs[:, words].logsumexp(-1)` over the classes, `argmax(-1)`, compare with
+# `targets` and take the mean.
+# </details>
+
+# %%
+import torch
+from torch import Tensor
+
+
+def interchange_accuracy(logits: Tensor, answer_pos: Tensor, class_words: list[list[int]],
+                         targets: Tensor) -> float:
+    """The fraction of pairs whose output class at ``answer_pos`` is ``targets``."""
+    # BEGIN SOLUTION
+    log_probs = logits[torch.arange(len(logits)), answer_pos].log_softmax(-1)
+    scores = torch.stack([log_probs[:, words].logsumexp(-1) for words in class_words], -1)
+    return (scores.argmax(-1) == targets).float().mean().item()
+    # END SOLUTION
+    # STUB raise NotImplementedError("class scores at answer_pos, then accuracy against targets")
+
+# %%
+from mi_helpers.exercises import check_interchange_accuracy
+
+check_interchange_accuracy(interchange_accuracy)
 
 # %% [markdown]
 # ## 2. The IOI variable: "which name is the indirect object?"
@@ -420,6 +532,45 @@ else:
     print(f"no expectation for {MODEL}")
 
 # %% [markdown]
+# ### Exercise 10.3: a steering hook
+# **Difficulty** 1/5 · **Importance** 4/5 · **Time** about 10 min
+#
+# Write the hook `steering_hook(resid, hook, direction, scale)` that the steering above
+# runs at `resid_post 0`: `resid` is the residual stream `[batch, pos, d_model]`,
+# `direction` a `[d_model]` vector of any norm, `scale` a number in activation units.
+# Return the residual with `scale` times the *unit* direction added at every prompt and
+# position. The check also runs your hook inside the model (as `model.run_with_hooks(...,
+# fwd_hooks=[(name, partial(steering_hook, direction=..., scale=...))])`).
+#
+# <details><summary>Hint 1</summary>
+#
+# Normalise first, so that `scale` means the same for every direction: `direction /
+# direction.norm()`.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# A `[d_model]` vector broadcasts over `[batch, pos, d_model]`; return the new tensor
+# (TransformerLens uses what the hook returns).
+# </details>
+
+# %%
+from torch import Tensor
+
+
+def steering_hook(resid: Tensor, hook, direction: Tensor, scale: float) -> Tensor:
+    """``resid`` plus ``scale`` times the unit ``direction``, at every position."""
+    # BEGIN SOLUTION
+    return resid + scale * direction / direction.norm()
+    # END SOLUTION
+    # STUB raise NotImplementedError("add the scaled unit direction")
+
+# %%
+from mi_helpers.exercises import check_steering_hook
+
+check_steering_hook(steering_hook, model)
+
+# %% [markdown]
 # What steering does to generation: greedy continuations of an English clause, steered
 # along DiffMean at growing scales.
 
@@ -459,3 +610,18 @@ print(f"steering at a cost of at most {COST} nat:",
 #   about as well as a trained tuned lens here.
 # * **Steering**: at the same side-effect cost, DiffMean moves the model towards French
 #   further than the probe direction or an SAE latent: the cheap baseline wins.
+
+# %% [markdown]
+# ## Further reading
+# * [Geiger et al. (2021), *Causal Abstractions of Neural Networks*](https://arxiv.org/abs/2106.02997):
+#   interchange interventions.
+# * [Geiger et al. (2023), *Finding Alignments Between Interpretable Causal Variables and Distributed Neural Representations*](https://arxiv.org/abs/2303.02536):
+#   distributed alignment search (DAS).
+# * [Makelov, Lange and Nanda (2023), *Is This the Subspace You Are Looking for? An Interpretability Illusion for Subspace Activation Patching*](https://arxiv.org/abs/2311.17030).
+# * [Wu et al. (2025), *AxBench: Steering LLMs? Even Simple Baselines Outperform Sparse Autoencoders*](https://arxiv.org/abs/2501.17148).
+# * [Mueller et al. (2025), *MIB: A Mechanistic Interpretability Benchmark*](https://arxiv.org/abs/2504.13151):
+#   the causal-variable track.
+# * [Ghandeharioun et al. (2024), *Patchscopes: A Unifying Framework for Inspecting Hidden Representations of Language Models*](https://arxiv.org/abs/2401.06102).
+# * [Belrose et al. (2023), *Eliciting Latent Predictions from Transformers with the Tuned Lens*](https://arxiv.org/abs/2303.08112).
+# * [Turner et al. (2023), *Steering Language Models With Activation Engineering*](https://arxiv.org/abs/2308.10248)
+#   and [Rimsky et al. (2024), *Steering Llama 2 via Contrastive Activation Addition*](https://arxiv.org/abs/2312.06681).

@@ -1,6 +1,8 @@
 # %% [markdown]
 # # 12 · Your experiment: the circuit-study checklist as a template
 #
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mi-roadmap/mi-roadmap/blob/main/notebooks/12_your_experiment.ipynb)
+#
 # The survey this course follows ([Rai et al., 2024, *A Practical Review of Mechanistic
 # Interpretability for Transformer-Based Language Models*](https://arxiv.org/abs/2407.02646))
 # closes its roadmap with the steps of a circuit study. This notebook turns them into
@@ -56,16 +58,25 @@ CIRCUIT_THRESHOLD = 0.3  # a head joins the circuit if patching it alone restore
 SEED = 0
 
 # %%
-# Colab set-up: install the project's helpers there; elsewhere this does nothing.
+# Colab set-up (the same cell in every notebook; safe to run again): on Colab, clone
+# the project and install its helpers. Elsewhere this cell does nothing.
 import sys
 
 if "google.colab" in sys.modules:
     import subprocess
+    from pathlib import Path
 
-    REPO = "https://github.com/mi-roadmap/mi-roadmap"  # change if you use a fork
-    subprocess.run(["git", "clone", "--depth=1", REPO, "/content/mi-roadmap"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/mi-roadmap"], check=True)
-    sys.path.insert(0, "/content/mi-roadmap")
+    REPO = "https://github.com/mi-roadmap/mi-roadmap"  # from pyproject.toml [project.urls]
+    HERE = Path("/content/mi-roadmap")
+    if not (HERE / "pyproject.toml").is_file():
+        done = subprocess.run(["git", "clone", "--depth=1", REPO, str(HERE)],
+                              capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"could not clone {REPO}: {done.stderr.strip()[-300:]}\nSet "
+                               f"REPO to the project's repository (or a fork of it).")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", str(HERE)], check=True)
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
 
 # %%
 import itertools
@@ -199,8 +210,8 @@ blocks = {site: activation_patching(model, clean_tokens, corrupted_tokens, metri
 heads = activation_patching(model, clean_tokens, corrupted_tokens, metric, "z")
 fig, axes = plt.subplots(1, 2, figsize=(12, 2.8))
 heatmap(resid.score, "residual stream (resid_pre), denoised", xlabel="position", ylabel="layer",
-        xticklabels=labels, yticklabels=[f"L{l}" for l in range(n_layers)], center=None,
-        cmap="Blues", ax=axes[0])
+        xticklabels=labels, yticklabels=[f"L{l}" for l in range(n_layers)], kind="score",
+        ax=axes[0])
 heatmap(heads.score, "each head's output (z), denoised", xlabel="head", ylabel="layer",
         xticklabels=[str(h) for h in range(n_heads)], yticklabels=[f"L{l}" for l in range(n_layers)],
         ax=axes[1])
@@ -278,7 +289,7 @@ if EXPECTED:
 # $(F(C) - F(\varnothing)) / (F(M) - F(\varnothing))$, against every random circuit of
 # the same size; **completeness** removes subsets of the circuit from the circuit and
 # from the model (a complete circuit loses as much as the model); **minimality** asks
-# whether each head matters to the rest (Wang et al., 2022; notebook 06).
+# whether each head matters to the rest ([Wang et al., 2022](https://arxiv.org/abs/2211.00593); notebook 06).
 
 # %%
 found_circuit = heads_above(heads.score, CIRCUIT_THRESHOLD)

@@ -1,6 +1,8 @@
 # %% [markdown]
 # # 13 · Training dynamics: watch circuits form
 #
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mi-roadmap/mi-roadmap/blob/main/notebooks/13_training_dynamics.ipynb)
+#
 # The other notebooks take a trained model apart. Here we watch mechanisms appear while a
 # model trains, and measure them at each step:
 #
@@ -43,22 +45,46 @@
 #    number of steps;
 # 6. the LLC grows much faster across the induction phase change than on the plateau.
 
+# %% [markdown]
+# **Learning objectives.** After this notebook you can
+# * read a training run's records (loss, ICL score, every head's scores) and locate a
+#   phase change in them; compute the ICL score and the step of a first crossing by hand
+#   (exercises);
+# * test a mechanism at a checkpoint by ablation (the induction head needs the
+#   previous-token head), against a control run;
+# * tell memorisation from generalisation in a grokking run, and measure an embedding's
+#   Fourier spectrum yourself (exercise);
+# * read LLC estimates across a transition, and say what they depend on.
+#
+# **Prerequisites:** notebooks 00 and 07 (induction heads, previous-token heads,
+# ablation); notebook 09 for comparing models.
+# **Time:** about 35 min to read and run, plus 40 min of exercises.
+
 # %% tags=["parameters"]
 TRAIN_HERE = False  # True: train every run here (about 3 + 2 x 1.5 min of CPU) instead of loading it
 INDUCTION_STEPS = 1500  # with TRAIN_HERE: e.g. 3000 for a longer induction run
 GROKKING_STEPS = 2000  # with TRAIN_HERE: e.g. 5000 to watch the clean-up go on
 
 # %%
-# Colab set-up: install the project's helpers there; elsewhere this does nothing.
+# Colab set-up (the same cell in every notebook; safe to run again): on Colab, clone
+# the project and install its helpers. Elsewhere this cell does nothing.
 import sys
 
 if "google.colab" in sys.modules:
     import subprocess
+    from pathlib import Path
 
-    REPO = "https://github.com/mi-roadmap/mi-roadmap"  # change if you use a fork
-    subprocess.run(["git", "clone", "--depth=1", REPO, "/content/mi-roadmap"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/mi-roadmap"], check=True)
-    sys.path.insert(0, "/content/mi-roadmap")
+    REPO = "https://github.com/mi-roadmap/mi-roadmap"  # from pyproject.toml [project.urls]
+    HERE = Path("/content/mi-roadmap")
+    if not (HERE / "pyproject.toml").is_file():
+        done = subprocess.run(["git", "clone", "--depth=1", REPO, str(HERE)],
+                              capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"could not clone {REPO}: {done.stderr.strip()[-300:]}\nSet "
+                               f"REPO to the project's repository (or a fork of it).")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", str(HERE)], check=True)
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
 
 # %%
 import dataclasses
@@ -174,6 +200,86 @@ assert abs(prev_half - ind_half) <= 150, "...in the same window"
 assert icl_half is not None and abs(icl_half - ind_half) <= 150, "the ICL score falls then too"
 before = steps < ind_half - 150
 assert icl[before].min() > -0.1 and icl[-1] < -0.5, "ICL score: about 0 before, negative after"
+
+# %% [markdown]
+# ### Exercise 13.1: the in-context-learning score
+# **Difficulty** 1/5 · **Importance** 4/5 · **Time** about 10 min
+#
+# Write `icl_from_logits(logits, tokens, early, late)`: `logits` `[batch, pos, d_vocab]`
+# and `tokens` `[batch, pos]` of held-out sequences, `early` and `late` two `range`s of
+# positions (the recorder uses positions 4 to 7 and the last quarter of the context).
+# Return the ICL score as a scalar: the mean next-token loss at the late positions minus
+# the mean at the early ones. Position `i` predicts token `i + 1`.
+#
+# <details><summary>Hint 1</summary>
+#
+# The loss at position `i` is `-log_softmax(logits[:, i])[tokens[:, i + 1]]`: the last
+# position predicts nothing.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# `losses = -logits[:, :-1].log_softmax(-1).gather(-1, tokens[:, 1:, None]).squeeze(-1)`,
+# then `losses[:, late.start:late.stop].mean() - losses[:, early.start:early.stop].mean()`.
+# </details>
+
+# %%
+from torch import Tensor
+
+
+def icl_from_logits(logits: Tensor, tokens: Tensor, early: range, late: range) -> Tensor:
+    """Mean next-token loss at ``late`` positions minus at ``early`` ones (a scalar)."""
+    # BEGIN SOLUTION
+    log_probs = logits[:, :-1].log_softmax(-1)
+    losses = -log_probs.gather(-1, tokens[:, 1:, None]).squeeze(-1)  # batch pos-1
+    return losses[:, late.start:late.stop].mean() - losses[:, early.start:early.stop].mean()
+    # END SOLUTION
+    # STUB raise NotImplementedError("per-position losses, then late minus early")
+
+# %%
+from mi_helpers.exercises import check_icl_from_logits
+
+check_icl_from_logits(icl_from_logits)
+
+# %% [markdown]
+# ### Exercise 13.2: when does a curve first cross a threshold?
+# **Difficulty** 1/5 · **Importance** 3/5 · **Time** about 10 min
+#
+# The phase-change steps above come from the helper `first_crossing`. Write it yourself:
+# `crossing_step(steps, values, threshold, below=False)`, with `steps` `[record]` the
+# training step of each record and `values` `[record]` a recorded score. Return the first
+# training step at which `values >= threshold` (with `below=True`, `values <= threshold`)
+# as an `int`, or `None` if that never happens in the run.
+#
+# <details><summary>Hint 1</summary>
+#
+# `(values >= threshold).nonzero()` lists the records past the threshold, in order.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# Return the *step* of the first such record, `int(steps[i])`, not its index `i`: the
+# recorder logs every 25 steps.
+# </details>
+
+# %%
+from torch import Tensor
+
+
+def crossing_step(steps: Tensor, values: Tensor, threshold: float, below: bool = False
+                  ) -> int | None:
+    """The first step with ``values >= threshold`` (``<=`` with ``below``), else None."""
+    # BEGIN SOLUTION
+    passed = values <= threshold if below else values >= threshold
+    hits = passed.nonzero()
+    return int(steps[hits[0, 0]]) if len(hits) else None
+    # END SOLUTION
+    # STUB raise NotImplementedError("the step of the first record past the threshold")
+
+# %%
+from mi_helpers.exercises import check_crossing_step
+
+check_crossing_step(crossing_step)
 
 # %% [markdown]
 # ## 2. The induction head needs the previous-token head (K-composition, measured)
@@ -346,6 +452,57 @@ print(f"the five largest frequencies at the end: {key_frequencies}")
 assert eff[-1] < 0.5 * eff[0], "the embedding concentrates on a few frequencies"
 
 # %% [markdown]
+# ### Exercise 13.3: an embedding's norm at each Fourier frequency
+# **Difficulty** 2/5 · **Importance** 4/5 · **Time** about 20 min
+#
+# Write `fourier_norms(embedding)`, the quantity in the figure above: `embedding` is
+# `[p, d_model]`, one row per number `0 .. p - 1`. For each frequency `k = 1 .. p // 2`
+# return the norm of the embedding's component along the unit vectors `cos(2 pi k x /
+# p)` and `sin(2 pi k x / p)` over `x = 0 .. p - 1`, the two parts together: `[p // 2]`.
+# The constant (k = 0) is not a frequency.
+#
+# <details><summary>Hint 1</summary>
+#
+# Divide each cosine and sine vector by its own norm (about `sqrt(p / 2)`); projecting
+# is then `w @ embedding`, a `[d_model]` vector.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# The norm at `k` is `sqrt(|cos part|^2 + |sin part|^2)`. For even `p`, `k = p / 2` has
+# only a cosine: `sin(pi x)` is zero at every integer, so skip it rather than dividing by
+# its norm.
+# </details>
+
+# %%
+import math
+
+import torch
+from torch import Tensor
+
+
+def fourier_norms(embedding: Tensor) -> Tensor:
+    """The norm of the embedding at each frequency k = 1 .. p // 2: [p // 2]."""
+    # BEGIN SOLUTION
+    p = len(embedding)
+    x = torch.arange(p, dtype=embedding.dtype)
+    norms = []
+    for k in range(1, p // 2 + 1):
+        waves = [torch.cos(2 * math.pi * k * x / p)]
+        if 2 * k != p:
+            waves.append(torch.sin(2 * math.pi * k * x / p))
+        squared = sum(((w / w.norm()) @ embedding).pow(2).sum() for w in waves)
+        norms.append(squared.sqrt())
+    return torch.stack(norms)
+    # END SOLUTION
+    # STUB raise NotImplementedError("project on unit cosines and sines, frequency by frequency")
+
+# %%
+from mi_helpers.exercises import check_fourier_norms
+
+check_fourier_norms(fourier_norms)
+
+# %% [markdown]
 # **Control: no weight decay.** The same run with weight decay 0.
 
 # %%
@@ -432,3 +589,14 @@ assert change_ratio > 3 * plateau_ratio, "the LLC moves at the transition"
 #   we tried grokked within about 1,000 steps; at `p = 53` only 3 of 11 runs with similar
 #   settings did within 3,000 steps, and at `p = 97` one seed did not. Nor the LLC of the
 #   grokking run.
+
+# %% [markdown]
+# ## Further reading
+# * [Olsson et al. (2022), *In-context Learning and Induction Heads*](https://arxiv.org/abs/2209.11895):
+#   the phase change and the ICL score.
+# * [Power et al. (2022), *Grokking: Generalization Beyond Overfitting on Small Algorithmic Datasets*](https://arxiv.org/abs/2201.02177).
+# * [Nanda et al. (2023), *Progress measures for grokking via mechanistic interpretability*](https://arxiv.org/abs/2301.05217):
+#   the key frequencies of modular addition.
+# * [Lau et al. (2023), *The Local Learning Coefficient: A Singularity-Aware Complexity Measure*](https://arxiv.org/abs/2308.12108).
+# * [Hoogland et al. (2024), *The Developmental Landscape of In-Context Learning*](https://arxiv.org/abs/2402.02364):
+#   the LLC across a transformer's developmental stages.

@@ -109,3 +109,44 @@ def test_unsupported_architectures_are_refused(tiny_model, edge_tools, monkeypat
                         {**edge_model_module.ACTIVATIONS, "gelu_new": torch.relu})
     with pytest.raises(ValueError, match="does not reproduce this model's logits"):
         EdgeModel(tiny_model, clean, corrupted)
+
+
+def test_zero_ablation_sweep_matches_the_general_patcher(model, edge_tools):
+    """corrupted=None: each edge's receiver reads zeros; the one-edge sweep and the
+    any-edges patcher (two code paths) agree, and patching every edge is the anchor."""
+    clean, _, metric = edge_tools.make_pair(model)
+    result = edge_patching(model, clean, None, metric, patches_per_pass=23)
+    assert result.method == "exact edge patching, zero ablation (noise)"
+    em, _ = build_edge_model(model, clean, None)
+    assert em.ablation == "zero" and em.replacement.abs().max() == 0
+    picks = torch.randperm(len(em.graph.edges), generator=torch.Generator().manual_seed(0))[:20]
+    onehot = torch.zeros(20, len(em.graph.edges))
+    onehot[torch.arange(20), picks] = 1
+    general = metric_per_copy(metric, em.patched_logits(onehot), len(clean))
+    assert torch.allclose(torch.tensor(general, dtype=torch.float64), result.values[picks],
+                          atol=1e-5)
+    assert result.corrupted == pytest.approx(metric(em.corrupted_logits).item(), abs=1e-6)
+    assert (result.values - result.clean).abs().max() > 1e-2
+
+
+def test_zero_ablation_bad_input(tiny_model, edge_tools):
+    from mi_helpers.circuits import edge_attribution, node_attribution
+    from mi_helpers.circuits.edge_patching import edge_differences
+    clean, corrupted, metric = edge_tools.make_pair(tiny_model)
+    with pytest.raises(ValueError, match="zero ablation .* only noises"):
+        edge_patching(tiny_model, clean, None, metric, mode="denoise")
+    for attribution in (edge_attribution, node_attribution):
+        with pytest.raises(ValueError, match="needs corrupted prompts"):
+            attribution(tiny_model, clean, None, metric)
+    with pytest.raises(ValueError, match="without normalization"):
+        edge_differences(tiny_model, clean, corrupted)
+
+
+def test_attention_directions(tiny_model, edge_tools, monkeypatch):
+    clean, corrupted, _ = edge_tools.make_pair(tiny_model)
+    monkeypatch.setattr(tiny_model.cfg, "attention_dir", "sideways")
+    with pytest.raises(ValueError, match="attention direction sideways"):
+        EdgeModel(tiny_model, clean, corrupted)
+    monkeypatch.setattr(tiny_model.cfg, "attention_dir", "bidirectional")
+    with pytest.raises(ValueError, match="does not reproduce this model's logits"):
+        EdgeModel(tiny_model, clean, corrupted)  # the model masks, the engine would not

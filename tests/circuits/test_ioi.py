@@ -79,3 +79,72 @@ def test_name_score_and_accuracy(zoo4):
     assert data.top1_accuracy(logits).item() == 1
     with pytest.raises(ValueError, match="'IO' or 'S'"):
         data.name_score(logits, "X")
+
+
+def test_logit_diff_reads_each_prompts_end_by_hand(zoo4):
+    from mi_helpers.circuits.ioi import ioi_dataset
+    data = ioi_dataset(zoo4, 6, seed=1)
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(6, data.tokens.shape[1], zoo4.cfg.d_vocab, generator=gen)
+    rows, end = torch.arange(6), data.word_positions["end"]
+    expected = logits[rows, end, data.io_ids] - logits[rows, end, data.s_ids]
+    assert torch.allclose(data.logit_diff(logits), expected)
+    assert data.metric(logits).item() == pytest.approx(expected.mean().item(), abs=1e-6)
+    names = logits[rows, end][:, data.name_ids].mean(-1)
+    io_score = (logits[rows, end, data.io_ids] - names).mean()
+    assert data.name_score(logits).item() == pytest.approx(io_score.item(), abs=1e-6)
+    top1 = (logits[rows, end].argmax(-1) == data.io_ids).float().mean()
+    assert data.top1_accuracy(logits).item() == top1.item()
+
+
+def test_dataset_cycles_templates_and_keeps_pairs_held_out(zoo4):
+    from mi_helpers.circuits.ioi import ioi_dataset
+    from mi_helpers.zoo import corpus
+    data = ioi_dataset(zoo4, 12, seed=2)
+    assert data.template_ids.tolist() == [i % 5 for i in range(12)]
+    assert data.order == ["ABBA", "BABA"] * 6
+    assert all(corpus.is_heldout_pair(io, s) for io, s in zip(data.io, data.s))
+    train = ioi_dataset(zoo4, 12, seed=2, heldout=False)
+    assert not any(corpus.is_heldout_pair(io, s) for io, s in zip(train.io, train.s))
+    assert train.templates == list(corpus.IOI_TRAIN_TEMPLATES)
+    a, b = (data.io[0], data.s[0])  # prompt 0: template 0, ABBA
+    assert data.prompts[0] == (f"When {a} and {b} visited the {data.places[0]}, {b} handed a "
+                               f"{data.objects[0]} to")
+    for prompt, io, s, order in zip(data.prompts, data.io, data.s, data.order):
+        words = prompt.replace(",", " ").split()
+        assert words.count(s) == 2 and words.count(io) == 1
+        assert (words.index(io) < words.index(s)) == (order == "ABBA")
+
+
+def test_evaluate_ioi_by_hand(zoo4):
+    from mi_helpers.circuits.ioi import evaluate_ioi
+    from mi_helpers.datasets.prompts import tokenize_prompts
+    prompts = ["When Mary and John went to the store , John gave a drink to",
+               "When Anna and Tom went to the park , Tom gave a book to",
+               "When Mary and John went to the store , John gave a drink to"]
+    io, s = ["Mary", "Anna", "John"], ["John", "Tom", "Mary"]  # the last one swapped
+    result = evaluate_ioi(zoo4, prompts, io, s)
+    tokens, ends = tokenize_prompts(zoo4, prompts)
+    with torch.no_grad():
+        final = zoo4(tokens)[torch.arange(3), ends]
+    io_ids, s_ids = single_token_ids(zoo4, io), single_token_ids(zoo4, s)
+    diff = final[torch.arange(3), io_ids] - final[torch.arange(3), s_ids]
+    assert result["logit_diff"] == pytest.approx(diff.mean().item(), abs=1e-5)
+    assert result["io_beats_s"] == pytest.approx((diff > 0).float().mean().item())
+    assert result["top1_accuracy"] == (final.argmax(-1) == io_ids).float().mean().item()
+    assert result["io_beats_s"] == pytest.approx(2 / 3) and result["top1_accuracy"] == \
+        pytest.approx(2 / 3)  # the zoo model gets the first two right
+    tie = evaluate_ioi(zoo4, prompts[:1], ["Mary"], ["Mary"])  # IO = S: a tie is not a win
+    assert tie["logit_diff"] == 0 and tie["io_beats_s"] == 0
+
+    class Cooler:  # the zoo model with every logit divided by 50: differences below 1
+        def __getattr__(self, name):
+            return getattr(zoo4, name)
+
+        def __call__(self, tokens):
+            return zoo4(tokens) / 50
+
+    small = evaluate_ioi(Cooler(), prompts, io, s)
+    assert abs(small["logit_diff"]) < 1 and small["io_beats_s"] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="one IO and one S name per prompt"):
+        evaluate_ioi(zoo4, prompts, io[:2], s)

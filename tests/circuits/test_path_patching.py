@@ -37,6 +37,12 @@ def test_last_layer_sender_to_logits_equals_activation_patching(ioi):
     senders = [[(last, h)] for h in range(model.cfg.n_heads)]
     path = path_patching(model, data.tokens, abc.tokens, data.metric, "logits", senders=senders)
     assert torch.allclose(path.values, act.values[0], atol=1e-4)
+    # in layer 0 the two differ: the later heads that read the sender are frozen
+    act = activation_patching(model, data.tokens, abc.tokens, data.metric, "z", mode="noise",
+                              layers=[0])
+    path = path_patching(model, data.tokens, abc.tokens, data.metric, "logits",
+                         senders=[[(0, h)] for h in range(model.cfg.n_heads)])
+    assert (path.values - act.values[0]).abs().max() > 0.1
 
 
 def test_sweep_grid_and_batching_agree(ioi):

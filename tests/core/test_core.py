@@ -114,6 +114,22 @@ def test_graph_counts_and_order():
     assert CircuitGraph(2, 3, mlps=False).nodes[-2].name == "L1H2"
     with pytest.raises(KeyError, match="no node named"):
         graph.node("L9H9")
+    assert graph.nodes[0] == Node(-1, "embed") and graph.nodes[-1] == Node(2, "logits")
+    # an MLP reads its own layer's heads and earlier ones, never later ones
+    assert Edge(graph.node("L0H1"), graph.node("MLP0")) in graph.edge_index
+    assert Edge(graph.node("L1H1"), graph.node("MLP0")) not in graph.edge_index
+    assert [n.name for n in graph.senders_of(graph.node("MLP1"))] == \
+        ["embed", "L0H0", "L0H1", "L0H2", "MLP0", "L1H0", "L1H1", "L1H2"]
+
+
+def test_graph_from_a_model_config():
+    from types import SimpleNamespace
+    cfg = SimpleNamespace(n_layers=3, n_heads=2)
+    assert CircuitGraph.from_model(SimpleNamespace(cfg=cfg)).mlps
+    cfg.attn_only = True
+    graph = CircuitGraph.from_model(SimpleNamespace(cfg=cfg))
+    assert not graph.mlps and (graph.n_layers, graph.n_heads) == (3, 2)
+    assert not any(n.kind == "mlp" for n in graph.nodes)
 
 
 def test_circuit_from_heads_keeps_edges_between_kept_nodes():

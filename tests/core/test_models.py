@@ -54,10 +54,13 @@ def test_corrupted_weight_file_is_named(tmp_path, monkeypatch, tiny_model_dir):
         models_module.load_model("fake", device="cpu")
 
 
-def test_default_device_is_cpu_here():
-    assert models_module.default_device().type in {"cpu", "cuda", "mps"}
-    if not torch.cuda.is_available():
-        assert models_module.default_device().type in {"cpu", "mps"}
+def test_default_device_prefers_cuda_then_mps_then_cpu(monkeypatch):
+    mps = torch.backends.mps
+    for cuda, apple, expected in ((True, True, "cuda"), (False, True, "mps"),
+                                  (False, False, "cpu")):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda cuda=cuda: cuda)
+        monkeypatch.setattr(mps, "is_available", lambda apple=apple: apple)
+        assert models_module.default_device() == torch.device(expected)
 
 
 def test_zoo_models_prepend_bos(tmp_path, monkeypatch, tiny_model_dir):

@@ -56,3 +56,15 @@ def test_zoo_training_stops_on_divergence(tmp_path):
     with pytest.raises(TrainingError, match="not saved"):
         train_model(spec, tmp_path / "out", steps=30, progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_frozen_turns_gradients_off_and_restores_each_flag_even_after_an_error():
+    from mi_helpers.core.training import frozen
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
+    model[1].bias.requires_grad_(False)  # a parameter that was already frozen stays frozen
+    before = [p.requires_grad for p in model.parameters()]
+    with pytest.raises(RuntimeError, match="inside"):
+        with frozen(model):
+            assert not any(p.requires_grad for p in model.parameters())
+            raise RuntimeError("inside")
+    assert [p.requires_grad for p in model.parameters()] == before == [True, True, True, False]

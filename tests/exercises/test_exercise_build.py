@@ -119,3 +119,21 @@ def test_describe_difference():
     assert describe_difference((torch.zeros(1), 1.0), [torch.zeros(1), 1.0]) is None
     assert "a number" in describe_difference(1.0, "one")
     assert "expected a tensor" in describe_difference(torch.zeros(2), [0.0, 0.0])
+    assert describe_difference(None, None) is None  # e.g. "the curve never crosses"
+    assert describe_difference(None, 3) == "expected None, got int 3"
+    assert describe_difference(3, None) == "expected int 3, got None"
+
+
+def test_a_reference_may_return_none(capsys):
+    def first_positive(x):
+        hits = (x > 0).nonzero()
+        return int(hits[0, 0]) if len(hits) else None
+
+    cases = [Case("one positive", (torch.tensor([-1.0, 2.0]),)),
+             Case("none positive", (torch.tensor([-1.0, -2.0]),))]
+    check_function(first_positive, first_positive, cases)
+    assert capsys.readouterr().out.startswith("✓ first_positive passes 2 cases")
+    with pytest.raises(ExerciseFailed, match="'none positive':\n  expected None, got int 0"):
+        check_function(lambda x: 0, first_positive, cases[1:], name="always_zero")
+    with pytest.raises(ExerciseFailed, match="returned None on case 'one positive': did you forget"):
+        check_function(lambda x: None, first_positive, cases, name="forgot")

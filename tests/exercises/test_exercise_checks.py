@@ -2,6 +2,7 @@
 build), passes on the notebook's solution, and fails on a plausible wrong answer written
 here. The checks are called directly on the exercise cells, so this takes seconds."""
 
+import math
 import re
 
 import pytest
@@ -48,6 +49,32 @@ def _f1_with_nan(predictions, labels):
     tp = (predictions & labels).sum()
     precision, recall = tp / predictions.sum(), tp / labels.sum()
     return (2 * precision * recall / (precision + recall)).item()
+
+
+def _acdc_against_full_model(kl_with_removed, order, tau):
+    """ACDC comparing every trial with the full model's KL, not the pruned circuit's."""
+    removed = torch.zeros(len(order), dtype=torch.bool)
+    full = kl_with_removed(removed.clone())
+    for edge in order:
+        trial = removed.clone()
+        trial[edge] = True
+        if kl_with_removed(trial) - full < tau:
+            removed = trial
+    return ~removed
+
+
+def _iia_best_word(logits, answer_pos, class_words, targets):
+    log_probs = logits[torch.arange(len(logits)), answer_pos].log_softmax(-1)
+    scores = torch.stack([log_probs[:, w].max(-1).values for w in class_words], -1)
+    return (scores.argmax(-1) == targets).float().mean().item()
+
+
+def _fourier_norms_unnormalised(embedding):
+    p, x = len(embedding), torch.arange(len(embedding), dtype=embedding.dtype)
+    waves = [(torch.cos(2 * math.pi * k * x / p), torch.sin(2 * math.pi * k * x / p))
+             for k in range(1, p // 2 + 1)]
+    return torch.stack([((c @ embedding).pow(2).sum() + (s @ embedding).pow(2).sum()).sqrt()
+                        for c, s in waves])
 
 
 WRONG = {
@@ -103,12 +130,43 @@ WRONG = {
     "neuron_correlations": (lambda a, b: (a / a.norm(dim=0)).T @ (b / b.norm(dim=0)), "NaN|centre"),
     "best_partner": (lambda corr: tuple(corr.max(dim=0)), "axis 0"),
     "mean_max_cosine": (lambda a, b: (a @ b.T).max(1).values.mean().item(), "did not normalise"),
+    "eap_edge_score": (lambda clean, corrupted, grad: ((corrupted - clean) * grad).sum(),
+                       "corrupted - clean"),
+    "eap_ig_edge_score": (lambda c, x, gradient_at, m: ((c - x) * torch.stack(
+        [gradient_at(a.item()) for a in torch.linspace(0, 1, m)]).mean(0)).sum(), "inclusive"),
+    "acdc_prune": (lambda kl, order, tau: _acdc_against_full_model(kl, order, tau),
+                   "compared every trial with the \\*full\\* model's KL"),
+    "faithfulness_areas": (lambda b, f: (((b[1:] - b[:-1]) * f[:-1]).sum().item(),
+                                         ((b[1:] - b[:-1]) * (1 - f[:-1]).abs()).sum().item()),
+                           "rectangles"),
+    "interchange_subspace": (lambda base, source, B: base + source @ B @ B.T,
+                             "without removing the base's own"),
+    "interchange_accuracy": (_iia_best_word, "single most likely word"),
+    "steering_hook": (lambda resid, hook, d, scale: resid + scale * d, "did not normalise"),
+    "icl_from_logits": (lambda logits, tokens, early, late:  # log-probs: early minus late loss
+                        _log_probs_of_next_token(logits, tokens)[:, late.start:late.stop].mean()
+                        - _log_probs_of_next_token(logits, tokens)[:, early.start:early.stop].mean(),
+                        "early minus late"),
+    "crossing_step": (lambda steps, values, t, below=False: next(
+        (i for i, v in enumerate(values.tolist()) if (v <= t if below else v >= t)), None),
+        "record's index"),
+    "fourier_norms": (_fourier_norms_unnormalised, "did not normalise the cosine"),
 }
 
 
 def _log_probs_of_next_token(logits, tokens):
     """The right per-position log-probabilities (for wrong answers that err elsewhere)."""
     return logits[:, :-1].log_softmax(-1).gather(-1, tokens[:, 1:, None]).squeeze(-1)
+
+
+WRONG.update({  # notebook 11 (Tracr ground truth)
+    "sequence_agreement": (lambda logits, expected: (logits[:, 1:].argmax(-1) == expected)
+                           .float().mean().item(), "matching \\*positions\\*"),
+    "remove_edge": (lambda q, s, W, h: q - torch.einsum("bpd,hde->bphe", s, W), "every head"),
+    "precision_recall": (lambda f, t: ((f & t).sum().item() / t.sum().item(),
+                                       (f & t).sum().item() / f.sum().item()), "swapped"),
+    "auroc": (lambda s, t: (s[t][:, None] > s[~t][None]).float().mean().item(), "ties as losses"),
+})
 
 
 def _function(source: str, name: str):
@@ -150,11 +208,13 @@ def test_every_notebook_has_three_exercises_and_the_core_skills_are_covered():
     per_notebook = {}
     for e in EXERCISES:
         per_notebook.setdefault(e.notebook[:2], []).append(e)
-    for number in ("00", "01", "02", "03", "04", "05", "06", "07", "09"):
+    for number in ("00", "01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "13"):
         assert len(per_notebook.get(number, [])) >= 3, f"notebook {number}"
     core = {"patch_head_hook", "induction_score", "head_logit_attribution", "logit_lens",
             "f1_score", "topk_sae_forward", "sae_loss", "patch_residual_by_position",
-            "path_patching_step", "k_composition_score", "neuron_correlations"}
+            "path_patching_step", "k_composition_score", "neuron_correlations",
+            "eap_edge_score", "eap_ig_edge_score", "acdc_prune", "interchange_subspace",
+            "steering_hook", "icl_from_logits", "fourier_norms"}
     assert core <= {e.function for e in EXERCISES}
     assert all(1 <= e.difficulty <= 5 and 1 <= e.importance <= 5 and e.minutes > 0 and e.hints
                for e in EXERCISES)

@@ -123,9 +123,32 @@ def test_random_contexts_come_from_the_uniform_sample(setup):
     stats = collect_statistics(model, reader, tokens, n_top=4, n_sample=128, progress=False)
     contexts = random_contexts(model, reader, stats, tokens, 1, n=6, seed=0)
     assert len(contexts) == 6
-    sampled = {tuple(w) for w in stats.sample_where.tolist()}
+    assert len({tuple(w) for w in stats.sample_where.tolist()}) == 128
+    sampled = stats.sample_values[:, 1]
+    highlighted = []
     for context in contexts:
         assert len(context.tokens) == len(context.activations)
         assert 0 <= context.highlight < len(context.tokens)
+        value = context.activations[context.highlight]
+        assert (sampled - value).abs().min() < 1e-5, value  # a position of the uniform sample
+        highlighted.append(value)
+    assert len(set(highlighted)) == 6  # six different sampled positions
     assert random_contexts(model, reader, stats, tokens, 1, n=6, seed=0)[0].tokens == contexts[0].tokens
-    assert len(sampled) == 128
+    other = random_contexts(model, reader, stats, tokens, 1, n=6, seed=1)
+    assert [c.activations for c in other] != [c.activations for c in contexts]
+
+
+def test_quantile_bands_rise_from_band_to_band(setup):
+    model, tokens, reader, _ = setup
+    stats = collect_statistics(model, reader, tokens, n_top=4, n_sample=512, progress=False)
+    dash = build_dashboard(model, reader, stats, tokens, 2, n_per_quantile=3)
+    assert list(dash.quantile_contexts) == [f"{25 * q}-{25 * (q + 1)}% of firing activations"
+                                            for q in range(4)]
+    bands = [[c.activations[c.highlight] for c in contexts]
+             for contexts in dash.quantile_contexts.values()]
+    firing = stats.sample_values[:, 2][stats.sample_values[:, 2] > 0].sort().values
+    for q, band in enumerate(bands):
+        assert len(band) == 3 and min(band) > 0
+        part = firing.tensor_split(4)[q]  # each band lies within its quarter of the sample
+        assert part[0] - 1e-5 <= min(band) and max(band) <= part[-1] + 1e-5, (q, band)
+    assert max(bands[0]) < min(bands[3])

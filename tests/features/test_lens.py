@@ -62,9 +62,13 @@ def test_top_k_rank_and_prob_agree(tiny_model):
 
 
 def test_kl_to_final_is_zero_at_the_last_layer(tiny_model, random_tokens):
-    kl = kl_to_final(lens_logits(tiny_model, random_tokens[:8]))
+    logits = lens_logits(tiny_model, random_tokens[:8])
+    kl = kl_to_final(logits)
     assert kl.shape == (tiny_model.cfg.n_layers,)
     assert kl[-1].abs() < 1e-6 and (kl[:-1] > 0).all()
+    final, first = logits[-1].log_softmax(-1), logits[0].log_softmax(-1)
+    expected = torch.nn.functional.kl_div(first, final, log_target=True, reduction="none")
+    assert kl[0].item() == pytest.approx(expected.sum(-1).mean().item(), rel=1e-4)  # KL(final||lens)
 
 
 def test_untrained_tuned_lens_is_the_logit_lens(tiny_model):

@@ -57,8 +57,11 @@ def test_threshold_maximises_validation_f1():
 
 
 def test_metrics_by_hand():
-    m = binary_metrics(torch.tensor([1, 1, 0, 0]).bool(), torch.tensor([1, 0, 1, 0]))
-    assert m == {"f1": 0.5, "precision": 0.5, "recall": 0.5, "accuracy": 0.5}
+    """An asymmetric confusion matrix: precision and recall swapped would differ."""
+    predicted = torch.tensor([1, 1, 1, 1, 0, 0, 0, 0, 0, 0]).bool()
+    labels = torch.tensor([1, 1, 1, 0, 1, 1, 0, 0, 0, 0])  # tp 3, fp 1, fn 2, tn 4
+    m = binary_metrics(predicted, labels)
+    assert m == pytest.approx({"f1": 2 / 3, "precision": 3 / 4, "recall": 3 / 5, "accuracy": 0.7})
 
 
 def test_splits_are_stratified_and_disjoint():

@@ -88,9 +88,15 @@ def test_shapes_and_named_losses(arch):
 
 
 @pytest.mark.parametrize("arch", ["topk", "matryoshka"])
-def test_topk_keeps_at_most_k_latents(arch):
-    latents = make_sae(arch).encode(torch.randn(50, D_IN))
-    assert ((latents > 0).sum(-1) <= 4).all()
+def test_topk_keeps_exactly_k_latents(arch):
+    sae = make_sae(arch)
+    with torch.no_grad():
+        sae.b_enc.fill_(10.0)  # every pre-activation positive: exactly k fire, the k largest
+    x = torch.randn(50, D_IN)
+    latents = sae.encode(x)
+    assert ((latents > 0).sum(-1) == 4).all()
+    pre = sae.pre_activations(x)
+    assert torch.equal(latents > 0, pre >= pre.topk(4, dim=-1).values[:, -1:])
 
 
 def test_config_errors():

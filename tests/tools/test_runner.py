@@ -47,6 +47,25 @@ def test_run_injects_parameters_and_reports_failures(tmp_path):
     assert "00_ok.ipynb" in table and "boom: the real message" in table
 
 
+def test_a_cell_that_runs_too_long_fails_its_notebook_and_is_named(tmp_path):
+    """A timeout is not an error output of a cell: the runner writes one, says FAILED, clears
+    the cells after it and does not crash (the next notebook still runs)."""
+    _notebook(tmp_path / "00_slow.ipynb", "print('before')")
+    nb = nbformat.read(tmp_path / "00_slow.ipynb", as_version=4)
+    after = nbformat.v4.new_code_cell("print('after')")
+    after.outputs = [nbformat.v4.new_output("stream", name="stdout", text="stale committed output")]
+    nb.cells += [nbformat.v4.new_code_cell("import time\ntime.sleep(30)"), after]
+    nbformat.write(nb, tmp_path / "00_slow.ipynb")
+    slow = runner.run_notebook(tmp_path / "00_slow.ipynb", tmp_path / "build", None, timeout=3)
+    assert slow.status.startswith("FAILED: CellTimeoutError: the cell ran longer than 3 s")
+    saved = nbformat.read(tmp_path / "build" / "00_slow.ipynb", as_version=4)
+    assert "time.sleep" in saved.cells[[i for i, c in enumerate(saved.cells)
+                                        if any(o.get("output_type") == "error"
+                                               for o in c.get("outputs", []))][0]].source
+    stale = [c for c in saved.cells if c.cell_type == "code" and "after" in c.source]
+    assert stale[0].outputs == [] and stale[0].execution_count is None
+
+
 def test_inject_needs_a_parameters_cell():
     with pytest.raises(ValueError, match="parameters"):
         runner.inject_parameters(nbformat.v4.new_notebook(), {"MODEL": "gpt2"})
@@ -70,7 +89,7 @@ def test_empty_selection_and_offline_hub_model_fail_before_running(tmp_path, mon
     ("04_feature_dashboards.ipynb", "by this explainer and score"),
     ("05_activation_patching.ipynb", "cosine similarity of the tracing"),
     ("06_ioi_circuit.ipynb", "the reference check is skipped"),
-    ("07_induction_circuits.ipynb", "mean-ablating the previous-token head"),
+    ("07_induction_circuits.ipynb", "into the values"),
     ("08_automated_discovery.ipynb", "timings are measured for zoo-4l by the benchmark script"),
     ("09_universality.ipynb", "random latents > 0.9"),
     ("10_subspaces_and_steering.ipynb", "steering at a cost of at most"),

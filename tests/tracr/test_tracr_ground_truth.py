@@ -49,3 +49,17 @@ def test_variable_site():
     assert variable_site([Node(-1, "embed")]) == ("resid_pre", 0)
     assert variable_site([Node(1, "head", 0)]) == ("resid_mid", 1)
     assert variable_site([Node(1, "head", 0), Node(1, "mlp")]) == ("resid_post", 1)
+
+
+def test_ablation_changes_by_length():
+    """reverse's length edges: zeroed, the length head's 1/(n+1) reads as the longest length."""
+    model = load_tracr("reverse")
+    edges = [parse_edge(model.graph, "L0H0 -> MLP0"), parse_edge(model.graph, "embed -> L2H0.v")]
+    at_five = ablation_changes(model, edges, lengths=[5])
+    shorter = ablation_changes(model, edges, lengths=range(1, 5))
+    every = ablation_changes(model, edges)
+    assert at_five[edges[0]] == 0 and shorter[edges[0]] > 0
+    assert at_five[edges[1]] > 0
+    assert all(every[e] == at_five[e] + shorter[e] for e in edges)
+    with pytest.raises(ValueError, match="length must be in"):
+        ablation_changes(model, edges, lengths=[6])

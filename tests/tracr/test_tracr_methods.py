@@ -1,28 +1,20 @@
 """Discovery methods as sweeps over the graph, and scoring against a known circuit."""
 
-import random
 
 import pytest
 import torch
 from transformer_lens.tools.analysis import attribution_patching as tl_attribution
 
+from mi_helpers.circuits import edge_attribution, edge_patching
 from mi_helpers.core.graph import Circuit, Edge, Node
 from mi_helpers.core.results import SweepResult
-from mi_helpers.tracr import load_tracr
-from mi_helpers.tracr.edges import edge_patching
-from mi_helpers.tracr.methods import eap, node_patching, output_metric, path_patching_edges
+from mi_helpers.tracr.methods import node_patching, output_metric, path_patching_edges
 from mi_helpers.tracr.recovery import auroc, importance, recovery_table, score_recovery
 
 
 @pytest.fixture(scope="module")
-def run():
-    model = load_tracr("induction_count")
-    inputs = model.inputs(5)
-    rng = random.Random(1)
-    clean, corrupted = model.encode(rng.sample(inputs, 16)), model.encode(rng.sample(inputs, 16))
-    with torch.no_grad():
-        metric = output_metric(model.model(clean), model.model(corrupted))
-    return model, clean, corrupted, metric
+def run(make_tracr_pair):
+    return make_tracr_pair("induction_count", 16, seed=1)
 
 
 def test_output_metric_separates_clean_and_corrupted(run):
@@ -36,8 +28,8 @@ def test_output_metric_separates_clean_and_corrupted(run):
 def test_eap_sums_to_transformer_lens_node_attribution(run):
     """Each sender's EAP edge scores sum to TransformerLens 4.3's node attribution score."""
     model, clean, corrupted, _ = run
-    ours = eap(model.model, model.graph, clean[:1], corrupted[:1],
-               output_metric(model.model(clean[:1]), model.model(corrupted[:1])))
+    ours = edge_attribution(model.model, clean[:1], corrupted[:1],
+                            output_metric(model.model(clean[:1]), model.model(corrupted[:1])))
     per_sender = {}
     for edge, value in zip(ours.coords["edge"], (ours.values - ours.corrupted).tolist()):
         per_sender[edge.sender] = per_sender.get(edge.sender, 0.0) + value
@@ -58,18 +50,12 @@ def test_eap_sums_to_transformer_lens_node_attribution(run):
 def test_eap_is_exact_on_edges_into_the_logits(run):
     """The metric is linear in the logits, so for those edges EAP = exact patching."""
     model, clean, corrupted, metric = run
-    estimate = importance(eap(model.model, model.graph, clean, corrupted, metric))
-    exact = importance(edge_patching(model.model, model.graph, clean, corrupted, metric))
+    estimate = importance(edge_attribution(model.model, clean, corrupted, metric))
+    exact = importance(edge_patching(model.model, clean, corrupted, metric))
     into_logits = [e for e in model.graph.edges if e.receiver.kind == "logits"]
     assert any(exact[e] > 0.1 for e in into_logits)
     for edge in into_logits:
         assert estimate[edge] == pytest.approx(exact[edge], abs=1e-5)
-
-
-def test_eap_checks_ig_steps(run):
-    model, clean, corrupted, metric = run
-    with pytest.raises(ValueError, match="ig_steps must be > 0"):
-        eap(model.model, model.graph, clean, corrupted, metric, ig_steps=0)
 
 
 def test_node_and_path_patching_cover_the_graph(run):
@@ -136,3 +122,33 @@ def test_draw_circuit(run):
     ax = draw_circuit(model.graph, dict.fromkeys(model.circuit.edges, "k"), "t",
                       legend={"k": "true"})
     assert ax.get_title() == "t" and len(ax.texts) >= len(model.graph.nodes)
+
+
+def test_acdc_on_a_tracr_model(make_tracr_pair):
+    """With zero ablation ACDC recovers double_hist's true circuit exactly; with resample
+    ablation it keeps exactly the true edges whose signal differs between the runs."""
+    from mi_helpers.circuits import acdc
+    from mi_helpers.circuits.edge_patching import edge_differences
+    model, clean, corrupted, metric = make_tracr_pair("double_hist", 32, seed=0)
+    with torch.no_grad():
+        gap = (metric(model.model(clean)) - metric(model.model(corrupted))).item()
+    zero = acdc(model.model, clean, None, metric, tau=0.01 * gap, progress=False)
+    assert zero.edges == model.circuit.edges
+    resample = acdc(model.model, clean, corrupted, metric, tau=0.01 * gap, progress=False)
+    carried = edge_differences(model.model, clean, corrupted)
+    visible = {e for e in model.circuit.edges if carried[e] > 1e-6}
+    assert resample.edges == visible and len(visible) < len(model.circuit.edges)
+
+
+def test_clean_distance_is_zero_on_the_clean_run_and_the_gap_on_the_corrupted(run):
+    from mi_helpers.tracr.methods import clean_distance
+    model, clean, corrupted, metric = run
+    with torch.no_grad():
+        clean_logits, corrupted_logits = model.model(clean), model.model(corrupted)
+    distance = clean_distance(clean_logits)
+    assert distance(clean_logits).item() == 0
+    gap = (metric(clean_logits) - metric(corrupted_logits)).item()
+    assert distance(corrupted_logits).item() == pytest.approx(gap, rel=1e-5) and gap > 0
+    shifted = clean_logits.clone()
+    shifted[:, 0] += 5.0  # BOS has no output: not counted
+    assert distance(shifted).item() == 0

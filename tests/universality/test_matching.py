@@ -26,10 +26,15 @@ def test_planted_permuted_neurons_are_matched():
 
 
 def test_correlation_matrix_edge_cases():
-    x = torch.randn(100, 3)
-    dead = torch.zeros(100, 1)
-    corr = correlation_matrix(torch.cat([x, dead], 1), x)
-    assert torch.allclose(corr[:3].diagonal(), torch.ones(3), atol=1e-5)
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(100, 3, generator=gen)
+    y = torch.cat([5 * x[:, [2]] + 1, -0.5 * x[:, [0]] + 0.3 * torch.randn(100, 1, generator=gen),
+                   torch.randn(100, 2, generator=gen) + 4], dim=1)
+    dead = torch.full((100, 1), 2.0)  # constant, not zero
+    corr = correlation_matrix(torch.cat([x, dead], 1), y)
+    expected = torch.corrcoef(torch.cat([x, y], 1).T)[:3, 3:]
+    assert corr.shape == (4, 4) and torch.allclose(corr[:3], expected, atol=1e-5)
+    assert corr[2, 0] == pytest.approx(1.0, abs=1e-5) and corr[0, 1] < -0.8
     assert (corr[3] == 0).all()
     with pytest.raises(ValueError, match="same tokens"):
         correlation_matrix(x, x[:50])

@@ -17,6 +17,7 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
+from ...core.checks import check_positive, check_tokens, check_type
 from ..autointerp import Explainer, score_explanation, simulation_score
 from .build import build_dashboard, random_contexts
 from .statistics import UnitStatistics
@@ -62,8 +63,17 @@ def interpretability(model, reader: UnitReader, stats: UnitStatistics,
     ``min_density`` of tokens.
 
     Raises:
-        ValueError: fewer than 2 units fire often enough.
+        TypeError: arguments of the wrong kind (e.g. ``reader`` and ``stats`` swapped).
+        ValueError: fewer than 2 units fire often enough, or ``n_units`` below 1.
     """
+    check_type("reader", reader, UnitReader, "e.g. NeuronReader(model, layer)")
+    check_type("stats", stats, UnitStatistics, "from collect_statistics(model, reader, tokens)")
+    tokens = check_tokens(model, tokens)
+    if not callable(getattr(explainer, "explain", None)):
+        raise TypeError(f"explainer must have an explain(contexts) method (e.g. "
+                        f"TokenExplainer()), got {type(explainer).__name__}")
+    check_positive("n_units", n_units, integer=True)
+    check_positive("n_top", n_top, integer=True)
     alive = (stats.density > min_density).nonzero().flatten()
     if len(alive) < 2:
         raise ValueError(f"only {len(alive)} units fire on more than {min_density:.1%} of tokens; "

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import html
 import math
+from pathlib import Path
 
 import torch
 from jaxtyping import Int
 from torch import Tensor
 
+from ...core.checks import check_tokens, check_type
 from ..autointerp import ActivationContext
 from .build import Dashboard, build_dashboard
 from .statistics import UnitStatistics
@@ -108,6 +110,8 @@ def render_html(dash: Dashboard, standalone: bool = False) -> str:
     Args:
         standalone: wrap it in a complete ``<html>`` document (for :func:`export_html`).
     """
+    check_type("dash", dash, Dashboard, "build one with build_dashboard(model, reader, stats, "
+               "tokens, unit)")
     scale = max([c.max_activation for c in dash.top_contexts] or [1.0])
     quantiles = "".join(f"<h4>{html.escape(label)}</h4>{_contexts_html(ctxs, scale)}"
                         for label, ctxs in dash.quantile_contexts.items())
@@ -136,7 +140,15 @@ def render_html(dash: Dashboard, standalone: bool = False) -> str:
 
 
 def export_html(dash: Dashboard, path) -> int:
-    """Write :func:`render_html` as a standalone page; returns its size in bytes."""
+    """Write :func:`render_html` as a standalone page; returns its size in bytes.
+
+    Raises:
+        FileNotFoundError: the folder to write into does not exist.
+    """
+    check_type("dash", dash, Dashboard, "build one with build_dashboard(...)")
+    if not Path(path).parent.is_dir():
+        raise FileNotFoundError(f"cannot write {path}: the folder {Path(path).parent} does not "
+                                f"exist; create it first")
     text = render_html(dash, standalone=True)
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
@@ -147,7 +159,8 @@ class StaticHTML:
     """Display pre-rendered HTML in a notebook (kept in the saved outputs)."""
 
     def __init__(self, text: str):
-        self.text = text
+        self.text = check_type("text", text, str, "render a dashboard first: "
+                               "StaticHTML(render_html(dash))")
 
     def _repr_html_(self) -> str:
         return self.text
@@ -168,11 +181,15 @@ class DashboardWidget:
 
     def __init__(self, model, reader: UnitReader, stats: UnitStatistics,
                  tokens: Int[Tensor, "batch pos"], start: int = 0, **dashboard_kwargs):
+        check_type("reader", reader, UnitReader, "e.g. NeuronReader(model, layer)")
+        check_type("stats", stats, UnitStatistics, "from collect_statistics(model, reader, tokens)")
+        tokens = check_tokens(model, tokens)
+        start = reader.check_unit(start)
         import ipywidgets as widgets
 
         self.model, self.reader, self.stats, self.tokens = model, reader, stats, tokens
         self.kwargs = dashboard_kwargs
-        self.slider = widgets.IntSlider(value=reader.check_unit(start), min=0,
+        self.slider = widgets.IntSlider(value=start, min=0,
                                         max=reader.n_units - 1, description=reader.kind)
         self.box = widgets.Text(value=str(self.slider.value), description="go to",
                                 continuous_update=False)

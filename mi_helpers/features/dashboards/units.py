@@ -10,8 +10,9 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from ...core.checks import check_layer
+from ...core.checks import check_layer, check_type
 from ...core.hooks import hook_name
+from ..sae.base import SAE
 
 __all__ = ["UnitReader", "NeuronReader", "SAELatentReader", "DirectionReader"]
 
@@ -85,6 +86,7 @@ class SAELatentReader(UnitReader):
     kind = "sae latent"
 
     def __init__(self, sae, label: str = "SAE"):
+        check_type("sae", sae, SAE, "e.g. load_sae(folder) or build_sae(...)")
         self.sae, self.label = sae, label
         self.hook, self.n_units = sae.cfg.hook_name, sae.cfg.d_sae
         match = re.fullmatch(r"blocks\.(\d+)\.mlp\.hook_post", self.hook)

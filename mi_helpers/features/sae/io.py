@@ -32,6 +32,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from ...core.checks import check_type
 from ...core.paths import data_dir
 from .base import SAE, SAEConfig
 from .registry import build_sae
@@ -80,8 +81,19 @@ def save_sae(sae: SAE, folder: str | Path,
 
     Returns:
         The folder, as a ``Path``.
+
+    Raises:
+        TypeError: ``sae`` is not an SAE. ValueError: ``feature_density`` is not one
+            value per latent. FileExistsError: ``folder`` is a file.
     """
+    check_type("sae", sae, SAE, "e.g. from build_sae(...) and train_sae(...)")
+    if feature_density is not None and tuple(feature_density.shape) != (sae.cfg.d_sae,):
+        raise ValueError(f"feature_density must have one value per latent ({sae.cfg.d_sae}), "
+                         f"got shape {tuple(feature_density.shape)}")
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(f"{folder} is a file; save_sae writes a folder (config and "
+                              f"weights): give a folder path")
     folder.mkdir(parents=True, exist_ok=True)
     weights = {name: p.detach().cpu().contiguous() for name, p in sae.state_dict().items()}
     save_file(weights, str(folder / WEIGHTS_FILENAME))

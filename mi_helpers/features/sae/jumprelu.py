@@ -6,7 +6,7 @@ active latents, ``l0_coefficient * sum_i H(pre_i - threshold_i)``.
 
 ``H`` has zero gradient almost everywhere, so the threshold learns through a
 *straight-through estimator*: in the backward pass ``dH(z)/dz`` is replaced by a
-rectangle kernel ``K(z / eps) / eps`` (``K`` = 1 on ``[-1/2, 1/2]``), with bandwidth
+rectangle kernel ``K(z / eps) / eps`` (``K`` = 1 on ``(-1/2, 1/2)``), with bandwidth
 ``eps = jumprelu_bandwidth``. The pre-activations get the ordinary gradient of
 ``pre * H(...)`` (the jump itself passes no gradient to them). The threshold is kept
 positive by clamping after each step.
