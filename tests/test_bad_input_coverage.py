@@ -18,7 +18,7 @@ TRACR = ("mi_helpers.tracr is being unified with circuits' edge engine (branch t
 EXEMPT = {
     "TrainingError": "an exception class: raised by the package, never given user input",
     **{name: TRACR for name in (
-        "edge_differences", "ablation_changes", "informative_pairs", "interchange_accuracy",
+        "clean_distance", "informative_pairs", "interchange_accuracy",
         "node_patching", "output_metric", "path_patching_edges", "draw_circuit", "importance",
         "recovery_table", "through_mlps")},
 }
