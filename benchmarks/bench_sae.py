@@ -8,8 +8,9 @@ those five ``torch.mm`` calls with the same shapes, so ``time(five products) /
 time(step)`` is the step's fraction of the machine's matmul FLOP/s.
 
 SAELens pins ``transformer-lens<4``, so its trainer runs in its own virtual environment
-(``benchmarks/saelens_trainer.py``, in a subprocess); the two trainers take turns, each
-timing its own ``fit`` on the same saved activations, and report tokens per second.
+(``benchmarks/saelens_trainer.py``, in a subprocess with the same torch threads); the
+two trainers take turns, each timing its own ``fit`` on the same saved activations, and
+report tokens per second.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ from .measure import ROOT, Row, alternate, profile_summary, ratios
 
 __all__ = ["SAELENS_PYTHON", "matmul_row", "saelens_row"]
 
-#: The SAELens environment's interpreter (``make saelens-env`` creates it).
-SAELENS_PYTHON = Path(os.environ.get("SAELENS_PYTHON", "/work/venvs/issue-21/bin/python"))
+#: The SAELens environment's interpreter (``make saelens-env`` creates it), or $SAELENS_PYTHON.
+SAELENS_PYTHON = Path(os.environ.get("SAELENS_PYTHON", ROOT / ".venv-saelens" / "bin" / "python"))
 ARCH_KWARGS = {"relu": {}, "topk": {"k": 32}}
 LR, L1 = 3e-4, 1.0
 
@@ -112,7 +113,8 @@ def _saelens(path: Path, arch: str, batch: int, d_sae: int, steps: int) -> tuple
     """Seconds of SAELens' ``SAETrainer.fit`` over ``steps`` batches, and its version."""
     script = ROOT / "benchmarks" / "saelens_trainer.py"
     done = subprocess.run([str(SAELENS_PYTHON), str(script), str(path), arch, str(batch),
-                           str(d_sae), str(steps), str(LR), str(L1)], capture_output=True,
+                           str(d_sae), str(steps), str(LR), str(L1), str(torch.get_num_threads())],
+                          capture_output=True,
                           text=True, env={**os.environ, "WANDB_MODE": "disabled"})
     if done.returncode != 0:
         raise RuntimeError(f"SAELens trainer failed:\n{done.stderr[-2000:]}")

@@ -387,23 +387,32 @@ def activation_patching(model, clean: str | Sequence[str] | Int[Tensor, "batch p
     names = sweep_names(model, spec, layers)
     denoise = mode == "denoise"
     rp = replayer(model, corruption_hooks if denoise else (), spec.site, replay)
-    clean_logits, clean_cache, clean_state = _cached_run(
-        model, None if denoise else rp, clean_tokens, names)
-    corrupted_logits, corrupted_cache, corrupted_state = _cached_run(
-        model, rp if denoise else None, corrupted_tokens, names, corruption_hooks)
-    anchors = {"clean": metric_value(metric, clean_logits).item(),
-               "corrupted": metric_value(metric, corrupted_logits).item()}
-    if denoise:
-        tokens, source, state, hooks = (corrupted_tokens, clean_cache, corrupted_state,
-                                        corruption_hooks)
-    else:
-        tokens, source, state, hooks = clean_tokens, corrupted_cache, clean_state, ()
+    runs = {"clean": (clean_tokens, ()), "corrupted": (corrupted_tokens, corruption_hooks)}
+    patched, unpatched = ("corrupted", "clean") if denoise else ("clean", "corrupted")
+    tokens, hooks = runs[patched]
+    out = {patched: _cached_run(model, rp, tokens, (), hooks)}  # first: it checks the replay
+    out[unpatched] = _source_run(model, rp, *runs[unpatched], spec, names)
+    anchors = {name: metric_value(metric, out[name][0]).item() for name in runs}
+    source, state = out[unpatched][1], out[patched][2]
     _check_source(model, source, names, len(tokens))
     coords = _sweep_coords(model, spec, source, layers, heads, positions)
     values = _sweep(model, tokens, source, metric, spec, coords, hooks, patches_per_pass,
                     memory_budget, rp, state)
     return SweepResult(values, tuple(coords), coords, method=f"activation patching ({mode})",
                        **anchors)
+
+
+def _source_run(model, rp: Replay | None, tokens: Tensor, fwd_hooks: Sequence[FwdHook],
+                target: PatchTarget, names: Sequence[str]
+                ) -> tuple[Tensor, dict[str, Tensor], None]:
+    """The logits and activations at ``names`` of the run patches are taken from: replayed
+    from the weights where the run just checked vouches for it, else the model's own."""
+    state = None if rp is None or fwd_hooks else rp.run_from_weights(tokens)
+    if state is None:
+        return *run_cached(model, tokens, names, fwd_hooks), None
+    layers = {target.hook(layer): layer for layer in range(model.cfg.n_layers)}
+    return state.logits, {name: rp.activation(state, target.site, layers[name])
+                          for name in names}, None
 
 
 def _cached_run(model, rp: Replay | None, tokens: Tensor, names: Sequence[str],

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from mi_helpers import load_model
-from mi_helpers.circuits import edge_memory, replay as replay_module
+from mi_helpers.circuits import edge_memory, patching as patching_module
+from mi_helpers.circuits import replay as replay_module
 from mi_helpers.circuits.ablation import ablation_patching
 from mi_helpers.circuits.ioi import abc_corruption, ioi_dataset
 from mi_helpers.circuits.patching import TARGETS, activation_patching, default_patches_per_pass
@@ -212,3 +213,48 @@ def test_patches_per_pass_follow_the_memory_budget(tiny_model):
         edge_memory.estimate_bytes(tiny_model, 3, 7, "everything")
     cpu_default = default_patches_per_pass(tiny_model, tokens)
     assert cpu_default == edge_memory.CPU_PASS_BYTES // (2 * need)
+
+
+# ---- one checked run vouches for the second -------------------------------------------------
+
+def test_a_second_run_from_the_weights_matches_the_model(model):
+    clean, corrupted = prompts(model)
+    rp = Replay(model)
+    rp.run(clean)
+    state = rp.run_from_weights(corrupted)
+    checked, logits, cache = rp.run(corrupted, hooks=[hook_name("z", 1)])
+    assert torch.allclose(state.logits, logits, atol=ATOL)
+    assert torch.allclose(state.z[1], cache[hook_name("z", 1)], atol=ATOL)
+    assert torch.allclose(state.embed, checked.embed, atol=1e-6)
+
+
+def test_what_a_checked_run_does_not_vouch_for(model, monkeypatch):
+    clean, corrupted = prompts(model)
+    rp = Replay(model)
+    assert rp.run_from_weights(corrupted) is None  # nothing checked yet
+    rp.run(clean, fwd_hooks=[embedding_noise_hook(model, clean, [1])])
+    assert rp.run_from_weights(corrupted) is None  # hooks changed the checked run's input
+    rp.run(clean)
+    assert rp.run_from_weights(corrupted[:, :-1]) is None  # another shape (rotary angles)
+    assert rp.run_from_weights(corrupted) is not None
+    real = rp._embed  # embeddings the weights do not give (a model the lookup misreads)
+    monkeypatch.setattr(rp, "_embed", lambda tokens: real(tokens) + 1e-3)
+    rp.run(clean)
+    assert rp.run_from_weights(corrupted) is None
+
+
+def test_denoising_sweeps_run_the_model_once(model, monkeypatch):
+    """The patched run is checked against the model; the clean run is replayed from the
+    weights. With corruption hooks (causal tracing) the model runs both."""
+    calls = []
+    for module in (replay_module, patching_module):
+        real = module.run_cached
+        monkeypatch.setattr(module, "run_cached",
+                            lambda *a, _real=real, **k: calls.append(1) or _real(*a, **k))
+    clean, corrupted = prompts(model)
+    metric = weighted_metric(len(clean))
+    activation_patching(model, clean, corrupted, metric, "z")
+    assert len(calls) == 1
+    activation_patching(model, clean, None, metric, "resid_pre",
+                        corruption_hooks=[embedding_noise_hook(model, clean, [1])])
+    assert len(calls) == 3
