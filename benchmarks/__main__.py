@@ -34,12 +34,13 @@ from .report import readme_block, results_markdown, table  # noqa: E402
 
 GROUPS = ("patching", "edges", "sae", "memory", "curriculum")
 SIZES = {
-    "small": {"repeats": 3, "zoo-4l": 16, "zoo-2l": 16, "gpt2": (4, 12), "by_pos": ["zoo-2l"],
-              "resid": ["zoo-4l"], "path": 8, "edges": 8, "ig_steps": 5, "edge_repeats": 2,
-              "sae": (4096, 128, 1024), "sae_steps": 5, "sae_repeats": 2, "notebooks": "05"},
-    "full": {"repeats": 5, "zoo-4l": 40, "zoo-2l": 32, "gpt2": (8, 16),
-             "by_pos": ["zoo-2l", "zoo-4l"], "resid": ["zoo-4l", "gpt2"], "path": 16, "edges": 32,
-             "ig_steps": 10, "edge_repeats": 3, "sae": (4096, 512, 4096), "sae_steps": 10,
+    "small": {"repeats": 3, "zoo-4l": 16, "zoo-2l": 16, "gpt2": (2, 8), "gpt2_repeats": 2,
+              "by_pos": ["zoo-2l"], "resid": ["zoo-4l"], "path": 8, "edges": 8, "ig_steps": 5,
+              "edge_repeats": 2, "sae": (4096, 128, 1024), "sae_steps": 5, "sae_repeats": 2,
+              "notebooks": "05"},
+    "full": {"repeats": 5, "zoo-4l": 40, "zoo-2l": 32, "gpt2": (4, 12), "gpt2_repeats": 3,
+             "by_pos": ["zoo-2l", "zoo-4l"], "resid": ["zoo-4l"], "path": 16, "edges": 32,
+             "ig_steps": 10, "edge_repeats": 3, "sae": (4096, 512, 4096), "sae_steps": 6,
              "sae_repeats": 3, "notebooks": None},
 }
 HEAD_TARGETS = {"zoo-4l": 3.0, "zoo-2l": 3.0, "gpt2": 1.0}
@@ -51,11 +52,12 @@ def patching_rows(size: dict) -> list[Row]:
 
     tasks = {name: zoo_task(name, size[name]) for name in ("zoo-4l", "zoo-2l")}
     tasks["gpt2"] = gpt2_small_shaped(*size["gpt2"])
-    rows = [head_patching(tasks[name], False, size["repeats"], HEAD_TARGETS[name])
+    repeats = {"zoo-4l": size["repeats"], "zoo-2l": size["repeats"], "gpt2": size["gpt2_repeats"]}
+    rows = [head_patching(tasks[name], False, repeats[name], HEAD_TARGETS[name])
             for name in ("zoo-4l", "zoo-2l", "gpt2")]
     rows += [head_patching(tasks[name], True, size["repeats"], HEAD_TARGETS[name])
              for name in size["by_pos"]]
-    rows += [residual_patching(tasks[name], size["repeats"]) for name in size["resid"]]
+    rows += [residual_patching(tasks[name], repeats[name]) for name in size["resid"]]
     ioi = zoo_task("zoo-4l", size["path"], tasks["zoo-4l"].model)
     rows.append(path_patching_rows(ioi, "logits", "senders to the logits", size["repeats"]))
     rows.append(path_patching_rows(ioi, [(3, 0, "q"), (3, 4, "q")],
@@ -112,6 +114,26 @@ RUNNERS = {"patching": patching_rows, "edges": edge_group, "sae": sae_rows,
            "memory": memory_rows, "curriculum": curriculum_rows}
 
 
+def _merged(results: dict, groups: list[str]) -> dict:
+    """``results`` with the rows of groups not run this time kept from the last
+    ``results.json`` (so ``--only`` updates part of the table); their seconds and date too."""
+    path = ROOT / "benchmarks" / "results.json"
+    if not path.exists():
+        return results
+    old = json.loads(path.read_text())
+    kept = [row for row in old["rows"] if row["group"] not in groups]
+    order = {group: i for i, group in enumerate(GROUPS)}
+    results["rows"] = sorted(results["rows"] + kept, key=lambda row: order[row["group"]])
+    info, before = results["machine"], old["machine"]
+    info["seconds"] = {g: (info["seconds"] if g in groups else before["seconds"]).get(g)
+                       for g in GROUPS if g in info["seconds"] or g in before["seconds"]}
+    if kept:
+        info["earlier"] = {"groups": sorted({row["group"] for row in kept}),
+                           "date": before.get("date"), "commit": before.get("commit"),
+                           "load_average_start": before.get("load_average_start")}
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="CI's sizes; print only")
@@ -142,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     info["command"] = "python -m benchmarks " + " ".join(sys.argv[1:] if argv is None else argv)
     print(table(rows))
     if not args.small:
-        results = {"machine": info, "mode": mode, "rows": [r.as_dict() for r in rows]}
+        results = _merged({"machine": info, "mode": mode, "rows": [r.as_dict() for r in rows]},
+                          groups)
         (ROOT / "benchmarks" / "results.json").write_text(json.dumps(results, indent=1) + "\n")
         (ROOT / "benchmarks" / "results.md").write_text(results_markdown(results))
         readme_block(results)
