@@ -10,7 +10,8 @@ with and without a names filter) and ``curriculum`` (every notebook, timed).
 sample) and prints the table. The full run also writes ``benchmarks/results.md`` (with
 the machine, versions, load and, for each missed target, a profile of where the time
 goes), ``benchmarks/results.json``, and the README's headline block; ``--readme``
-rewrites that block from ``results.json`` alone. Timings are never asserted anywhere.
+rewrites those two from ``results.json`` alone. ``--only`` keeps the other groups' rows
+from the last ``results.json``. Timings are never asserted anywhere.
 """
 
 from __future__ import annotations
@@ -140,10 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(GROUPS), help=f"groups, from {GROUPS}")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--readme", action="store_true",
-                        help="rewrite the README block from benchmarks/results.json and stop")
+                        help="rewrite results.md and the README block from results.json, stop")
     args = parser.parse_args(argv)
     if args.readme:
-        readme_block(json.loads((ROOT / "benchmarks" / "results.json").read_text()))
+        results = json.loads((ROOT / "benchmarks" / "results.json").read_text())
+        (ROOT / "benchmarks" / "results.md").write_text(results_markdown(results))
+        readme_block(results)
         return 0
     groups = [g.strip() for g in args.only.split(",") if g.strip()]
     unknown = set(groups) - set(GROUPS)
