@@ -74,3 +74,15 @@ def test_only_keeps_the_other_groups_rows(tmp_path, monkeypatch):
 def test_unknown_groups_are_refused():
     with pytest.raises(SystemExit):
         suite.main(["--small", "--only", "everything"])
+
+
+def test_the_curriculum_row_sums_the_notebooks(monkeypatch):
+    from mi_helpers.tools import runner
+
+    times = {"05_a.ipynb": 100.0, "06_b.ipynb": 200.0}
+    monkeypatch.setattr(runner, "select_notebooks", lambda only: [runner.Path(n) for n in times])
+    monkeypatch.setattr(runner, "run_notebook", lambda path, *a, **k: runner.RunResult(
+        path.name, "ok" if path.name.startswith("05") else "FAILED: x", times[path.name], []))
+    (r,) = suite.curriculum_rows({"notebooks": None})
+    assert r.ours == 300.0 and r.ratio == pytest.approx(1.2) and r.met
+    assert "05 100 s, 06 200 s" in r.setting and "06_b.ipynb" in r.note
