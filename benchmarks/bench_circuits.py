@@ -104,8 +104,15 @@ def _sweep_row(task: Task, site: str, per_position: bool, n_repeats: int, benchm
               "transformer_lens.patching", median(times["theirs"]), ratio, low, high, target,
               max_diff=(out["ours"] - out["theirs"]).abs().max().item())
     if row.met is False:
-        row.profile = profile_summary(ours)
+        row.profile = profile_summary(ours, phases=PHASES)
     return row
+
+
+#: Where a replayed sweep's time goes (see :mod:`mi_helpers.circuits.replay`).
+PHASES = {"setting up the replay": "replay.py:__init__",
+          "the checked run (model forward + replay)": "replay.py:run",
+          "the source run from the weights": "replay.py:run_from_weights",
+          "the patched passes": "patching.py:_sweep"}
 
 
 def head_patching(task: Task, per_position: bool, n_repeats: int, target: float | None) -> Row:

@@ -86,23 +86,33 @@ def ratios(reference: list[float], ours: list[float]) -> tuple[float, float, flo
     return statistics.median(per_repeat), min(per_repeat), max(per_repeat)
 
 
-def profile_summary(fn: Callable, n: int = 12) -> str:
-    """Where one call of ``fn`` spends its time (cProfile): a first line naming the three
-    functions with the most own time and their shares, then the ``n`` top functions."""
+def profile_summary(fn: Callable, n: int = 12, phases: dict[str, str] | None = None) -> str:
+    """Where one call of ``fn`` spends its time (cProfile).
+
+    The first line gives the share of the call spent in each of ``phases`` (label ->
+    ``"file.py:function"``, cumulative time) if given, else the three functions with the
+    most own time; then the ``n`` functions with the most own time.
+    """
     profiler = cProfile.Profile()
     profiler.enable()
     fn()
     profiler.disable()
     stats = pstats.Stats(profiler, stream=io.StringIO()).sort_stats("tottime")
     total = sum(entry[2] for entry in stats.stats.values())  # own time of every function
-    top = sorted(stats.stats.items(), key=lambda item: -item[1][2])[:3]
-    shares = ", ".join(f"{_short(func)} {entry[2] / total:.0%}" for func, entry in top)
+    if phases:
+        cumulative = {f"{Path(f).name}:{name}": entry[3]
+                      for (f, _, name), entry in stats.stats.items()}
+        shares = ", ".join(f"{label} {cumulative.get(key, 0.0) / total:.0%}"
+                           for label, key in phases.items())
+    else:
+        top = sorted(stats.stats.items(), key=lambda item: -item[1][2])[:3]
+        shares = ", ".join(f"{_short(func)} {entry[2] / total:.0%}" for func, entry in top)
     out = io.StringIO()
     stats.stream = out
     stats.print_stats(n)
     lines = out.getvalue().splitlines()
     start = next(i for i, line in enumerate(lines) if line.strip().startswith("ncalls"))
-    return "\n".join([f"own time: {shares} (of {total * 1000:.0f} ms)"]
+    return "\n".join([f"time: {shares} (of {total * 1000:.0f} ms)"]
                      + [line.replace(str(ROOT) + "/", "") for line in lines[start:]
                         if line.strip()])
 

@@ -206,7 +206,7 @@ def patch_sweep(model, tokens: Int[Tensor, "batch pos"], source: Mapping[str, Te
     _check_source(model, source, names, len(tokens))
     coords = _sweep_coords(model, target, source, layers, heads, positions)
     rp = replayer(model, fwd_hooks, target.site, replay)
-    state = None if rp is None else rp.run(tokens, fwd_hooks)[0]
+    state = None if rp is None else rp.start(tokens, fwd_hooks)[0]
     values = _sweep(model, tokens, source, metric, target, coords, fwd_hooks,
                     patches_per_pass, memory_budget, rp, state)
     return values, coords
@@ -421,5 +421,8 @@ def _cached_run(model, rp: Replay | None, tokens: Tensor, names: Sequence[str],
     """The logits and activations at ``names`` of one run, and its replay state if ``rp``."""
     if rp is None:
         return *run_cached(model, tokens, names, fwd_hooks), None
+    if not names:
+        state, logits = rp.start(tokens, fwd_hooks)
+        return logits, {}, state
     state, logits, cache = rp.run(tokens, fwd_hooks, names)
     return logits, cache, state

@@ -163,8 +163,8 @@ def _clean_and_corrupted(model, rp: Replay | None, clean_tokens, corrupted_token
         (clean_logits, clean), (corrupted_logits, corrupted) = (
             run_cached(model, tokens, z_names) for tokens in (clean_tokens, corrupted_tokens))
     else:
-        clean, clean_logits, _ = rp.run(clean_tokens)
-        corrupted = rp.run_from_weights(corrupted_tokens)  # the clean run vouches for it
+        clean, clean_logits = rp.start(clean_tokens)
+        corrupted = rp.run_from_weights(corrupted_tokens)  # a checked run vouches for it
         if corrupted is None:
             corrupted, corrupted_logits, _ = rp.run(corrupted_tokens)
         else:

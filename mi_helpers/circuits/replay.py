@@ -26,6 +26,8 @@ as at the hooks of :data:`~mi_helpers.core.hooks.SITES` (tested against them).
 
 from __future__ import annotations
 
+import hashlib
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -48,6 +50,21 @@ REPLAY_SITES = ("resid_pre", "resid_post", "attn_out", "mlp_out", "z", "q", "k",
 #: Forward hooks at these sites (e.g. causal tracing's noise) act before the first layer,
 #: so a replay starts from their result.
 EMBEDDING_SITES = ("embed", "pos_embed")
+#: model -> (fingerprint of its weights, prompt shape, rotary angles) of its last checked
+#: run: a later sweep on the same weights and shape needs no model forward pass at all.
+_VOUCHED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _fingerprint(model) -> bytes | None:
+    """A hash of every parameter's bytes (None off the CPU, where it would cost a copy):
+    any change to the weights, in place or through ``.data``, changes it."""
+    digest = hashlib.blake2b(digest_size=16)
+    for param in model.parameters():
+        if param.device.type != "cpu":
+            return None
+        digest.update(memoryview(param.detach().contiguous().view(-1).view(torch.uint8)
+                                 .numpy()))
+    return digest.digest()
 
 
 @dataclass
@@ -119,6 +136,10 @@ class Replay(EdgeModel):
         self.rotary = None
         self._weights()
         self._linear_weights()
+        self._fingerprint = _fingerprint(model)
+        vouched = _VOUCHED.get(model) if self._fingerprint is not None else None
+        if vouched is not None and vouched[0] == self._fingerprint:
+            self._checked, self.rotary = (True, vouched[1]), vouched[2]
 
     def _linear_weights(self) -> None:
         """Each product as one ``F.linear`` (weights ``[out, in]``), heads side by side."""
@@ -242,13 +263,26 @@ class Replay(EdgeModel):
         own = None if fwd_hooks else self._embed(tokens)
         self._checked = (own is not None and own.shape == embed.shape
                          and torch.allclose(own, embed, atol=1e-6), tuple(tokens.shape))
+        if self._checked[0] and self._fingerprint is not None:
+            _VOUCHED[self.model] = (self._fingerprint, self._checked[1], self.rotary)
         return state, logits, {name: cache[name] for name in hooks if name in cache}
 
+    def start(self, tokens: Int[Tensor, "batch pos"], fwd_hooks: Sequence[FwdHook] = ()
+              ) -> tuple[ReplayState, Tensor]:
+        """A run to patch, and its logits: from the weights where a checked run of these
+        weights vouches for it (:meth:`run_from_weights`), else checked (:meth:`run`)."""
+        state = None if fwd_hooks else self.run_from_weights(tokens)
+        if state is None:
+            state, logits, _ = self.run(tokens, fwd_hooks)
+            return state, logits
+        return state, state.logits
+
     def run_from_weights(self, tokens: Int[Tensor, "batch pos"]) -> ReplayState | None:
-        """Another run of prompts shaped like the last :meth:`run`'s, replayed from the
-        weights alone (the model's own forward pass, and so its check, is skipped), or None
-        where that run cannot vouch for this one (it had forward hooks, its embeddings
-        differ from the weights', or its prompts had another shape): run :meth:`run` then."""
+        """Another run of prompts shaped like the last checked run's (:meth:`run`, in this
+        sweep or an earlier one on the same weights), replayed from the weights alone (the
+        model's own forward pass, and so its check, is skipped), or None where that run
+        cannot vouch for this one (it had forward hooks, its embeddings differ from the
+        weights', or its prompts had another shape): run :meth:`run` then."""
         if getattr(self, "_checked", None) != (True, tuple(tokens.shape)):
             return None
         return self._cache(self._embed(tokens))

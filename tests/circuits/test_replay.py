@@ -3,6 +3,8 @@ activations, and every sweep gives the same numbers replayed or through the mode
 hooks, one patch per pass or many, whatever the chunk boundaries. Tiny random GPT-2
 (learned positions) and the zoo's 2- and 4-layer models (rotary)."""
 
+import weakref
+
 import pytest
 import torch
 
@@ -229,6 +231,7 @@ def test_a_second_run_from_the_weights_matches_the_model(model):
 
 
 def test_what_a_checked_run_does_not_vouch_for(model, monkeypatch):
+    monkeypatch.setattr(replay_module, "_VOUCHED", weakref.WeakKeyDictionary())
     clean, corrupted = prompts(model)
     rp = Replay(model)
     assert rp.run_from_weights(corrupted) is None  # nothing checked yet
@@ -243,9 +246,12 @@ def test_what_a_checked_run_does_not_vouch_for(model, monkeypatch):
     assert rp.run_from_weights(corrupted) is None
 
 
-def test_denoising_sweeps_run_the_model_once(model, monkeypatch):
+def test_denoising_sweeps_run_the_model_once_per_weights(model, monkeypatch):
     """The patched run is checked against the model; the clean run is replayed from the
-    weights. With corruption hooks (causal tracing) the model runs both."""
+    weights; a later sweep on the same weights and shapes runs the model not at all, a
+    change to the weights (even through ``.data``) brings the check back. With corruption
+    hooks (causal tracing) the model runs both."""
+    monkeypatch.setattr(replay_module, "_VOUCHED", weakref.WeakKeyDictionary())
     calls = []
     for module in (replay_module, patching_module):
         real = module.run_cached
@@ -253,8 +259,20 @@ def test_denoising_sweeps_run_the_model_once(model, monkeypatch):
                             lambda *a, _real=real, **k: calls.append(1) or _real(*a, **k))
     clean, corrupted = prompts(model)
     metric = weighted_metric(len(clean))
-    activation_patching(model, clean, corrupted, metric, "z")
+    first = activation_patching(model, clean, corrupted, metric, "z")
     assert len(calls) == 1
+    again = activation_patching(model, clean, corrupted, metric, "z")
+    assert len(calls) == 1 and torch.equal(first.values, again.values)
+    path_patching(model, clean, corrupted, metric)
+    assert len(calls) == 1
+    weight = next(model.parameters())
+    saved = weight.detach().clone()
+    try:
+        weight.data[0] += 1.0  # no version bump: only the bytes say it changed
+        changed = activation_patching(model, clean, corrupted, metric, "z")
+        assert len(calls) == 2 and not torch.equal(changed.values, first.values)
+    finally:
+        weight.data.copy_(saved)
     activation_patching(model, clean, None, metric, "resid_pre",
                         corruption_hooks=[embedding_noise_hook(model, clean, [1])])
-    assert len(calls) == 3
+    assert len(calls) == 4

@@ -40,7 +40,7 @@ def test_results_and_readme_name_the_load_and_the_missed_targets(tmp_path, monke
                "commit": "abc", "date": "today", "load_average_start": [4.0, 4.0, 4.0],
                "load_average_end": [3.0, 3.0, 3.0], "seconds": {"patching": 1.0},
                "command": "python -m benchmarks"}
-    missed = row(ratio=1.5, profile="own time: linear 60%, gelu 10%, cat 5% (of 10 ms)")
+    missed = row(ratio=1.5, profile="time: linear 60%, gelu 10%, cat 5% (of 10 ms)")
     results = {"machine": machine, "rows": [missed.as_dict()]}
     text = results_markdown(results)
     assert "Measured under load" in text and "load average 4.0 on 2 cores" in text
@@ -51,7 +51,7 @@ def test_results_and_readme_name_the_load_and_the_missed_targets(tmp_path, monke
     monkeypatch.setattr("benchmarks.report.ROOT", tmp_path)
     readme_block(results)
     new = readme.read_text()
-    assert "old" not in new and "50% of the target 3; own time: linear 60%" in new
+    assert "old" not in new and "50% of the target 3; time: linear 60%" in new
     assert new.startswith("a\n") and new.endswith("b\n")
 
 
