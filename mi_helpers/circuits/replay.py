@@ -55,13 +55,21 @@ EMBEDDING_SITES = ("embed", "pos_embed")
 _VOUCHED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+#: Models with more parameter bytes than this are not fingerprinted: hashing them would
+#: cost more than the forward pass the check needs (which is then run on every sweep).
+FINGERPRINT_MAX_BYTES = 2**26
+
+
 def _fingerprint(model) -> bytes | None:
-    """A hash of every parameter's bytes (None off the CPU, where it would cost a copy):
-    any change to the weights, in place or through ``.data``, changes it."""
+    """A hash of every parameter's bytes (None off the CPU, where it would cost a copy, or
+    above ``FINGERPRINT_MAX_BYTES``): any change to the weights, in place or through
+    ``.data``, changes it."""
+    params = list(model.parameters())
+    if (any(p.device.type != "cpu" for p in params)
+            or sum(p.numel() * p.element_size() for p in params) > FINGERPRINT_MAX_BYTES):
+        return None
     digest = hashlib.blake2b(digest_size=16)
-    for param in model.parameters():
-        if param.device.type != "cpu":
-            return None
+    for param in params:
         digest.update(memoryview(param.detach().contiguous().view(-1).view(torch.uint8)
                                  .numpy()))
     return digest.digest()

@@ -276,3 +276,14 @@ def test_denoising_sweeps_run_the_model_once_per_weights(model, monkeypatch):
     activation_patching(model, clean, None, metric, "resid_pre",
                         corruption_hooks=[embedding_noise_hook(model, clean, [1])])
     assert len(calls) == 4
+
+
+def test_big_models_are_checked_on_every_sweep(tiny_model, monkeypatch):
+    """Above FINGERPRINT_MAX_BYTES hashing the weights would cost more than the check."""
+    monkeypatch.setattr(replay_module, "_VOUCHED", weakref.WeakKeyDictionary())
+    assert replay_module._fingerprint(tiny_model) is not None
+    monkeypatch.setattr(replay_module, "FINGERPRINT_MAX_BYTES", 1000)
+    assert replay_module._fingerprint(tiny_model) is None
+    clean, corrupted = prompts(tiny_model)
+    Replay(tiny_model).run(clean)
+    assert not replay_module._VOUCHED and Replay(tiny_model).run_from_weights(clean) is None
