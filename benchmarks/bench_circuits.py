@@ -110,8 +110,8 @@ def _sweep_row(task: Task, site: str, per_position: bool, n_repeats: int, benchm
 
 #: Where a replayed sweep's time goes (see :mod:`mi_helpers.circuits.replay`).
 PHASES = {"setting up the replay": "replay.py:__init__",
-          "the checked run (model forward + replay)": "replay.py:run",
-          "the source run from the weights": "replay.py:run_from_weights",
+          "runs checked against the model (its forward + a replay)": "replay.py:run",
+          "runs replayed from the weights": "replay.py:run_from_weights",
           "the patched passes": "patching.py:_sweep"}
 
 
