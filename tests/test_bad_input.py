@@ -12,6 +12,12 @@ from mi_helpers import (circuits, core, datasets, dynamics, features, interventi
 from mi_helpers.core import Circuit, CircuitGraph, Head
 from mi_helpers.features import autointerp, dashboards, probing, sae, superposition
 from mi_helpers.features.attribution import logit_difference_attribution
+from mi_helpers.tracr import load_tracr
+from mi_helpers.tracr.interchange import informative_pairs, interchange_accuracy
+from mi_helpers.tracr.methods import (clean_distance, node_patching, output_metric,
+                                      path_patching_edges)
+from mi_helpers.tracr.plot import draw_circuit
+from mi_helpers.tracr.recovery import importance, recovery_table, through_mlps
 
 PROMPT = "When Mary and John went to the store , John gave a drink to"
 
@@ -57,6 +63,20 @@ def full_cache(m):
 
 def graph(m):
     return CircuitGraph.from_model(m)
+
+
+@cache
+def tracr_run():
+    """Tracr's ``reverse``, two clean and two corrupted inputs, their logits and metric."""
+    t = load_tracr("reverse")
+    clean, corrupted = t.encode([(1, 2, 3), (3, 2, 1)]), t.encode([(1, 1, 1), (2, 2, 2)])
+    with torch.no_grad():
+        logits = t.model(clean), t.model(corrupted)
+    return t, clean, corrupted, logits, output_metric(*logits)
+
+
+def tracr():
+    return tracr_run()[0]
 
 
 LABELS = torch.tensor([0, 1] * 6)
@@ -424,6 +444,80 @@ CASES = {
     "plot_circuit effects not per edge": (
         lambda m: viz.plot_circuit(Circuit.from_heads(graph(m), [(1, 1)]), torch.rand(5)),
         ValueError, "one value per edge of the graph"),
+    # tracr
+    "output_metric token ids instead of logits": (
+        lambda m: output_metric(*tracr_run()[1:3]), TypeError,
+        r"float logits, got dtype torch.int64 \(token ids\?\)"),
+    "output_metric runs of different shapes": (
+        lambda m: output_metric(tracr_run()[3][0], tracr_run()[3][1][:1]), ValueError,
+        r"but corrupted_logits have \(1, 4, \d+\)"),
+    "clean_distance one prompt's logits": (
+        lambda m: clean_distance(tracr_run()[3][0][0]), ValueError,
+        r"\[batch, pos, d_vocab\].*logits\[None\] for one prompt"),
+    "node_patching TracrModel instead of its bridge": (
+        lambda m: node_patching(*tracr_run()[:3], tracr_run()[4]), TypeError,
+        r"got a TracrModel; pass its \.model"),
+    "node_patching inputs not encoded": (
+        lambda m: node_patching(tracr().model, [(1, 2, 3)], [(3, 2, 1)], tracr_run()[4]),
+        TypeError, r"clean must be a Tensor, got list; encode Tracr inputs"),
+    "path_patching_edges graph of another model": (
+        lambda m: path_patching_edges(tracr().model, graph(m), *tracr_run()[1:3],
+                                      tracr_run()[4]),
+        ValueError, "the graph has 2 layers of 4 heads but the model has 3 of 1"),
+    "path_patching_edges graph left out": (
+        lambda m: path_patching_edges(tracr().model, *tracr_run()[1:3], tracr_run()[4],
+                                      tracr_run()[4]),
+        TypeError, "graph must be a CircuitGraph, got Tensor"),
+    "importance model instead of a result": (
+        lambda m: importance(tracr()), TypeError, "result must be a SweepResult or Circuit"),
+    "importance unknown mode": (lambda m: importance(tracr().circuit, mode="both"), ValueError,
+                                "'noise' or 'denoise'"),
+    "recovery_table one result, not a dict": (
+        lambda m: recovery_table(tracr().circuit, tracr().circuit), TypeError,
+        r"a dict \{method name: its SweepResult or Circuit\}"),
+    "recovery_table no results": (lambda m: recovery_table({}, tracr().circuit), ValueError,
+                                  "no results given"),
+    "recovery_table result of another model": (
+        lambda m: recovery_table({"heads": Circuit.from_heads(graph(m), [(1, 1)])},
+                                 tracr().circuit),
+        ValueError, r"'heads' scores .* not in the circuit's graph.*another model"),
+    "recovery_table negative threshold": (
+        lambda m: recovery_table({"truth": tracr().circuit}, tracr().circuit, threshold=-0.1),
+        ValueError, "threshold must be >= 0"),
+    "through_mlps edge by name": (
+        lambda m: through_mlps(tracr().circuit, "L0H0 -> MLP0"), TypeError,
+        "edge must be an Edge, got str"),
+    "through_mlps edge of another graph": (
+        lambda m: through_mlps(tracr().circuit,
+                               core.Edge(core.Node(0, "head", 3), core.Node(3, "logits"))),
+        ValueError, "edge L0H3 -> logits is not in the circuit's graph"),
+    "draw_circuit circuit instead of colours": (
+        lambda m: draw_circuit(tracr().graph, tracr().circuit), TypeError,
+        r"edges must be a Mapping, got Circuit.*\{edge: 'black'"),
+    "draw_circuit unknown colour": (
+        lambda m: draw_circuit(tracr().graph, dict.fromkeys(tracr().circuit.edges, "redd")),
+        ValueError, "colour 'redd', which matplotlib does not know"),
+    "draw_circuit edges of another graph": (
+        lambda m: draw_circuit(tracr().graph, dict.fromkeys(graph(m).edges[-3:], "black")),
+        ValueError, "edges not in the graph"),
+    "informative_pairs bridge instead of the TracrModel": (
+        lambda m: informative_pairs(tracr().model, "reverse", 3), TypeError,
+        r"model must be a TracrModel, got TransformerBridge; load one with load_tracr"),
+    "informative_pairs unknown variable": (
+        lambda m: informative_pairs(tracr(), "sort", 3), KeyError,
+        r"'sort' is not a variable of the program 'reverse'; choose one of \['tokens'"),
+    "informative_pairs no pairs": (lambda m: informative_pairs(tracr(), "reverse", 0),
+                                   ValueError, "n must be > 0"),
+    "interchange_accuracy inputs instead of pairs": (
+        lambda m: interchange_accuracy(tracr(), "reverse", [(1, 2, 3), (3, 2, 1)]), ValueError,
+        r"each pair must be \(base, source\), two inputs, got \(1, 2, 3\)"),
+    "interchange_accuracy inputs of two lengths": (
+        lambda m: interchange_accuracy(tracr(), "reverse", [((1, 2, 3), (3, 2))]), ValueError,
+        r"inputs of lengths \[2, 3\]"),
+    "interchange_accuracy transposed basis": (
+        lambda m: interchange_accuracy(tracr(), "reverse", [((1, 2, 3), (3, 2, 1))],
+                                       torch.randn(2, tracr().model.cfg.d_model)),
+        ValueError, r"basis must be \[d_model, k\] = \[31, k\].*got shape \(2, 31\)"),
 }
 
 

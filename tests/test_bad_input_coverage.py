@@ -12,15 +12,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-TRACR = ("mi_helpers.tracr is being unified with circuits' edge engine (branch tracr-edges); "
-         "cases added after it lands")
-
 EXEMPT = {
     "TrainingError": "an exception class: raised by the package, never given user input",
-    **{name: TRACR for name in (
-        "clean_distance", "informative_pairs", "interchange_accuracy",
-        "node_patching", "output_metric", "path_patching_edges", "draw_circuit", "importance",
-        "recovery_table", "through_mlps")},
 }
 
 

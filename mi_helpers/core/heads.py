@@ -55,7 +55,7 @@ class Head(_HeadFields):
 
 def all_heads(model) -> list[Head]:
     """Every head of the model, layer by layer."""
-    check_model(model)
+    check_model(model, needs=("cfg",))
     return [Head(layer, head) for layer in range(model.cfg.n_layers)
             for head in range(model.cfg.n_heads)]
 

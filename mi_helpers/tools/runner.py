@@ -21,6 +21,7 @@ import os
 import re
 import socket
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,6 +122,27 @@ def _mark_not_run(nb: nbformat.NotebookNode, failed: int) -> None:
     nb.cells.insert(failed + 1, nbformat.v4.new_markdown_cell(NOT_RUN))
 
 
+def kernel_threads(params: dict[str, object] | None) -> str:
+    """CPU threads for a notebook's kernel when ``OMP_NUM_THREADS`` is not set: one on the
+    zoo's small models, whose many tiny operations torch's thread pool only slows down (on
+    2 busy cores, SAE training ran 15 times slower with 2 threads than with 1), torch's own
+    default (every core) for a hub model."""
+    model = str((params or {}).get("MODEL", "zoo"))
+    return "1" if model.startswith("zoo") else str(os.cpu_count() or 1)
+
+
+@contextmanager
+def _environment(values: dict[str, str]):
+    """Set environment variables (inherited by the kernels started inside), then restore."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            os.environ.pop(name) if value is None else os.environ.update({name: value})
+
+
 def run_notebook(path: Path, out_dir: Path, params: dict[str, object] | None, timeout: int,
                  write_back: bool = False, keep_going: bool = False) -> RunResult:
     """Execute one notebook; write ``out_dir/<name>.ipynb`` and ``.html`` either way.
@@ -141,20 +163,18 @@ def run_notebook(path: Path, out_dir: Path, params: dict[str, object] | None, ti
         inject_parameters(nb, params)
     start = time.perf_counter()
     committing = write_back and not params
-    viz_mode = os.environ.get("MI_VIZ")
+    env = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", kernel_threads(params))}
     if committing:  # committed notebooks stay light: circuitsvis from the CDN, not inlined
-        os.environ["MI_VIZ"] = "cdn"
+        env["MI_VIZ"] = "cdn"
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=keep_going,
                             resources={"metadata": {"path": str(path.parent)}})
-    try:
-        client.execute()
-    except CellExecutionError:
-        pass  # the error is in the failing cell's outputs
-    except (CellTimeoutError, DeadKernelError) as exc:  # no error output: write one
-        _record_crash(nb, exc, timeout)
-    finally:
-        if committing:
-            os.environ.pop("MI_VIZ") if viz_mode is None else os.environ.update(MI_VIZ=viz_mode)
+    with _environment(env):
+        try:
+            client.execute()
+        except CellExecutionError:
+            pass  # the error is in the failing cell's outputs
+        except (CellTimeoutError, DeadKernelError) as exc:  # no error output: write one
+            _record_crash(nb, exc, timeout)
     seconds = time.perf_counter() - start
     failed, errors = _first_error(nb)
     model = (params or {}).get("MODEL")

@@ -17,6 +17,7 @@ nothing and are left out.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -25,6 +26,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from ..core.activations import run_cached
+from ..core.checks import check_positive, check_type
 from ..core.hooks import hook_name
 from .files import TracrModel
 from .ground_truth import variable_site
@@ -93,8 +95,49 @@ def variable_hook(model: TracrModel, variable: str) -> str:
     return hook_name(site, layer)
 
 
+def _check_variable(model: TracrModel, variable: str) -> None:
+    """Raise unless ``model`` is a TracrModel whose program computes ``variable``."""
+    check_type("model", model, TracrModel, "load one with load_tracr(name) (not its bridge, "
+               "tracr_model.model)")
+    if variable not in model.program_variables:
+        raise KeyError(f"{variable!r} is not a variable of the program {model.name!r}; choose "
+                       f"one of {model.program_variables}")
+
+
+def _check_pairs(pairs: Sequence, d_model: int, basis: Tensor | None) -> None:
+    """Raise unless ``pairs`` are (base, source) inputs of one length and ``basis`` is
+    ``[d_model, k]`` columns (``1 <= k <= d_model``), finite and not all zero."""
+    if isinstance(pairs, (str, Tensor)) or not isinstance(pairs, Sequence):
+        raise TypeError(f"pairs must be a list of (base, source) inputs, got "
+                        f"{type(pairs).__name__}; e.g. informative_pairs(model, variable, n)")
+    bad = [p for p in pairs if isinstance(p, str) or not isinstance(p, Sequence) or len(p) != 2
+           or not all(isinstance(x, Sequence) for x in p)]
+    if bad:
+        raise ValueError(f"each pair must be (base, source), two inputs, got {bad[0]!r}; e.g. "
+                         f"[((1, 2, 3), (3, 2, 1))] (see informative_pairs)")
+    lengths = {len(x) for pair in pairs for x in pair}
+    if len(lengths) > 1:
+        raise ValueError(f"the pairs hold inputs of lengths {sorted(lengths)}; every base "
+                         f"and source must have the same length")
+    if basis is None:
+        return
+    check_type("basis", basis, Tensor, "e.g. random_basis(d_model, k)")
+    if basis.ndim != 2 or basis.shape[0] != d_model or not 1 <= basis.shape[1] <= d_model:
+        raise ValueError(f"basis must be [d_model, k] = [{d_model}, k] columns with "
+                         f"1 <= k <= {d_model}, got shape {tuple(basis.shape)}")
+    if not basis.dtype.is_floating_point or not torch.isfinite(basis).all() or not basis.any():
+        raise ValueError("basis must hold finite float columns, not all zero")
+
+
 def informative_pairs(model: TracrModel, variable: str, n: int, seed: int = 0) -> list[tuple]:
-    """Up to ``n`` random (base, source) pairs of longest inputs where ``variable`` differs."""
+    """Up to ``n`` random (base, source) pairs of longest inputs where ``variable`` differs.
+
+    Raises:
+        TypeError: ``model`` is not a TracrModel. KeyError: the program has no
+            ``variable``. ValueError: ``n`` is not a positive int.
+    """
+    _check_variable(model, variable)
+    check_positive("n", n, integer=True)
     inputs = model.inputs(model.max_seq_len)
     values = {x: model.variable_values([x], variable)[0] for x in inputs}
     rng = random.Random(seed)
@@ -125,7 +168,15 @@ def interchange_accuracy(model: TracrModel, variable: str, pairs: list[tuple],
         pairs: ``(base, source)`` inputs of one length (see :func:`informative_pairs`).
         basis: ``[d_model, k]`` columns spanning the subspace to swap.
         subspace: a label for the result (``"variable"`` or ``"random"``).
+
+    Raises:
+        TypeError: ``model`` is not a TracrModel, ``pairs`` not a list of pairs, or
+            ``basis`` not a tensor. KeyError: the program has no ``variable``.
+        ValueError: a pair is not two inputs, inputs of several lengths, or a basis that
+            is not ``[d_model, k]`` finite float columns.
     """
+    _check_variable(model, variable)
+    _check_pairs(pairs, model.model.cfg.d_model, basis)
     if not pairs:
         return Interchange(variable, subspace, "", 0, float("nan"))
     hook = variable_hook(model, variable)

@@ -30,15 +30,58 @@ from torch import Tensor
 
 from ..circuits import activation_patching, path_patching
 from ..circuits.patching import Metric
+from ..core.checks import check_model, check_same_shape, check_tokens, check_type
 from ..core.graph import CircuitGraph, Edge, Node
 from ..core.results import SweepResult
+from .files import TracrModel
 
 __all__ = ["output_metric", "clean_distance", "node_patching", "path_patching_edges"]
 
 
+def _check_logits(name: str, logits: Tensor) -> Tensor:
+    """``logits`` if they are float ``[batch, pos, d_vocab]`` with a position after BOS."""
+    check_type(name, logits, Tensor, "pass the model's output, e.g. tracr_model.model(tokens)")
+    if not logits.dtype.is_floating_point:
+        raise TypeError(f"{name} must be float logits, got dtype {logits.dtype} (token ids?); "
+                        f"pass the model's output, e.g. tracr_model.model(tokens)")
+    if logits.ndim != 3 or logits.shape[1] < 2:
+        raise ValueError(f"{name} must be [batch, pos, d_vocab] with BOS and at least one "
+                         f"position after it, got shape {tuple(logits.shape)}; keep the batch "
+                         f"axis (logits[None] for one prompt)")
+    return logits
+
+
+def _check_run(model, clean: Tensor, corrupted: Tensor, metric: Metric):
+    """The bridge of a patching run, after checking its tokens and metric."""
+    if isinstance(model, TracrModel):
+        raise TypeError("model must be the TransformerBridge, got a TracrModel; pass its "
+                        ".model (e.g. tracr_model.model)")
+    check_model(model)
+    for name, tokens in (("clean", clean), ("corrupted", corrupted)):
+        check_type(name, tokens, Tensor, "encode Tracr inputs with tracr_model.encode(inputs)")
+        check_tokens(model, tokens)
+    check_same_shape(clean, corrupted)
+    if not callable(metric):
+        raise TypeError(f"metric must be a function of the logits, got "
+                        f"{type(metric).__name__}; e.g. output_metric(clean_logits, "
+                        f"corrupted_logits)")
+    return model
+
+
 def output_metric(clean_logits: Float[Tensor, "batch pos d_vocab"],
                   corrupted_logits: Float[Tensor, "batch pos d_vocab"]) -> Metric:
-    """``mean over prompts and positions after BOS of logits . (clean - corrupted)``."""
+    """``mean over prompts and positions after BOS of logits . (clean - corrupted)``.
+
+    Raises:
+        TypeError: not float logits. ValueError: not ``[batch, pos, d_vocab]`` with a
+            position after BOS, or the two runs' shapes differ.
+    """
+    _check_logits("clean_logits", clean_logits)
+    _check_logits("corrupted_logits", corrupted_logits)
+    if clean_logits.shape != corrupted_logits.shape:
+        raise ValueError(f"clean_logits have shape {tuple(clean_logits.shape)} but "
+                         f"corrupted_logits have {tuple(corrupted_logits.shape)}; run the "
+                         f"model on clean and corrupted tokens of the same shape")
     direction = (clean_logits - corrupted_logits)[:, 1:].detach()
 
     def metric(logits: Float[Tensor, "batch pos d_vocab"]) -> Float[Tensor, ""]:
@@ -53,7 +96,12 @@ def clean_distance(clean_logits: Float[Tensor, "batch pos d_vocab"]) -> Metric:
     divergence; a numerical Tracr output is a single logit, where a softmax (and so the
     KL) is constant, so this measures the squared distance of the logits instead. On the
     corrupted run it equals :func:`output_metric`'s clean-to-corrupted gap.
+
+    Raises:
+        TypeError: not float logits. ValueError: not ``[batch, pos, d_vocab]`` with a
+            position after BOS.
     """
+    _check_logits("clean_logits", clean_logits)
     reference = clean_logits[:, 1:].detach()
 
     def metric(logits: Float[Tensor, "batch pos d_vocab"]) -> Float[Tensor, ""]:
@@ -63,7 +111,13 @@ def clean_distance(clean_logits: Float[Tensor, "batch pos d_vocab"]) -> Metric:
 
 def node_patching(model, clean: Int[Tensor, "batch pos"], corrupted: Int[Tensor, "batch pos"],
                   metric: Metric) -> SweepResult:
-    """Activation patching (noising) of each head's ``z`` and each MLP's output, over nodes."""
+    """Activation patching (noising) of each head's ``z`` and each MLP's output, over nodes.
+
+    Raises:
+        TypeError: ``model`` is a TracrModel (pass its ``.model``), tokens are not integer
+            ids, or ``metric`` is not callable. ValueError: the token batches differ in shape.
+    """
+    _check_run(model, clean, corrupted, metric)
     heads = activation_patching(model, clean, corrupted, metric, "z", mode="noise")
     mlps = activation_patching(model, clean, corrupted, metric, "mlp_out", mode="noise")
     nodes = ([Node(layer, "head", head) for layer in heads.coords["layer"]
@@ -75,7 +129,19 @@ def node_patching(model, clean: Int[Tensor, "batch pos"], corrupted: Int[Tensor,
 
 def path_patching_edges(model, graph: CircuitGraph, clean: Int[Tensor, "batch pos"],
                         corrupted: Int[Tensor, "batch pos"], metric: Metric) -> SweepResult:
-    """Path patching from each head to each later head's q, k, v and to the logits (noising)."""
+    """Path patching from each head to each later head's q, k, v and to the logits (noising).
+
+    Raises:
+        TypeError: as :func:`node_patching`, or ``graph`` is not a CircuitGraph.
+        ValueError: ``graph`` is another model's (other layers or heads).
+    """
+    check_type("graph", graph, CircuitGraph, "e.g. tracr_model.graph or "
+               "CircuitGraph.from_model(model)")
+    _check_run(model, clean, corrupted, metric)
+    if (graph.n_layers, graph.n_heads) != (model.cfg.n_layers, model.cfg.n_heads):
+        raise ValueError(f"the graph has {graph.n_layers} layers of {graph.n_heads} heads but "
+                         f"the model has {model.cfg.n_layers} of {model.cfg.n_heads}; pass "
+                         f"this model's graph (tracr_model.graph)")
     values, edges, anchors = [], [], None
     receivers = [(node, channel) for node in graph.nodes if node.kind == "head" and node.layer > 0
                  for channel in graph.channels] + [(graph.nodes[-1], "in")]

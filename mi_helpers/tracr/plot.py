@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import matplotlib.pyplot as plt
+from matplotlib.colors import is_color_like
 
+from ..core.checks import check_type
 from ..core.graph import CircuitGraph, Edge, Node
 
 __all__ = ["draw_circuit"]
@@ -32,6 +34,22 @@ def _positions(graph: CircuitGraph) -> dict[Node, tuple[float, float]]:
     return positions
 
 
+def _check_drawing(graph: CircuitGraph, edges: Mapping, legend: Mapping | None) -> None:
+    check_type("graph", graph, CircuitGraph, "e.g. tracr_model.graph")
+    check_type("edges", edges, Mapping, "map each edge to a colour, e.g. {edge: 'black' for "
+               "edge in circuit.edges}")
+    unknown = [e for e in edges if not isinstance(e, Edge) or e not in graph.edge_index]
+    if unknown:
+        raise ValueError(f"edges not in the graph ({graph}): {[str(e) for e in unknown[:3]]}; "
+                         f"draw edges of graph.edges (Edge values)")
+    for edge, colour in edges.items():
+        if not is_color_like(colour):
+            raise ValueError(f"edge {edge.name} has colour {colour!r}, which matplotlib does "
+                             f"not know; use e.g. 'tab:green' or '0.7'")
+    if legend is not None:
+        check_type("legend", legend, Mapping, "map each colour to a label")
+
+
 def draw_circuit(graph: CircuitGraph, edges: Mapping[Edge, str], title: str = "", *,
                  legend: Mapping[str, str] | None = None, ax=None):
     """Draw ``edges`` (edge -> matplotlib colour) between all of ``graph``'s nodes.
@@ -45,7 +63,12 @@ def draw_circuit(graph: CircuitGraph, edges: Mapping[Edge, str], title: str = ""
 
     Returns:
         The axes.
+
+    Raises:
+        TypeError: ``graph`` is not a CircuitGraph, or ``edges`` / ``legend`` not dicts.
+        ValueError: an edge not in ``graph``, or a colour matplotlib does not know.
     """
+    _check_drawing(graph, edges, legend)
     if ax is None:
         _, ax = plt.subplots(figsize=(4, 0.8 * len(graph.nodes)))
     where = _positions(graph)

@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..core.graph import Circuit, Edge, Node
+from ..core.checks import check_circuit, check_positive, check_type
+from ..core.graph import Circuit, CircuitGraph, Edge, Node
 from ..core.results import SweepResult
 
 __all__ = ["Recovery", "importance", "node_importance", "auroc", "score_recovery",
@@ -52,14 +53,17 @@ def importance(result: SweepResult | Circuit, mode: str | None = None) -> dict:
             or a :class:`~mi_helpers.core.graph.Circuit` (its edges 1).
         mode: ``"noise"`` or ``"denoise"``; by default ``"noise"`` when the method's
             name says so, else ``"denoise"``.
+
+    Raises:
+        TypeError: ``result`` is neither a SweepResult nor a Circuit. ValueError: an
+            unknown ``mode``, or axes other than those above.
     """
+    check_type("result", result, (SweepResult, Circuit), "pass a method's sweep (e.g. "
+               "edge_patching(...)) or the Circuit it returned (e.g. acdc(...))")
+    if mode is not None and mode not in ("noise", "denoise"):
+        raise ValueError(f"mode must be 'noise' or 'denoise', not {mode!r}")
     if isinstance(result, Circuit):
         return {edge: float(edge in result.edges) for edge in result.graph.edges}
-    if mode is None:
-        mode = "noise" if "noise" in result.method.replace("denoise", "") else "denoise"
-    if mode not in ("noise", "denoise"):
-        raise ValueError(f"mode must be 'noise' or 'denoise', not {mode!r}")
-    share = (1 - result.score) if mode == "noise" else result.score
     if result.axes == ("layer", "head"):
         keys = [Node(layer, "head", head) for layer in result.coords["layer"]
                 for head in result.coords["head"]]
@@ -68,6 +72,9 @@ def importance(result: SweepResult | Circuit, mode: str | None = None) -> dict:
     else:
         raise ValueError(f"score a sweep over axis 'edge' or 'node' or ('layer', 'head'), "
                          f"not {result.axes}")
+    if mode is None:
+        mode = "noise" if "noise" in result.method.replace("denoise", "") else "denoise"
+    share = (1 - result.score) if mode == "noise" else result.score
     return {key: round(abs(value), RESOLUTION) for key, value in zip(keys, share.flatten().tolist())
             if not math.isnan(value)}
 
@@ -127,11 +134,28 @@ def recovery_table(results: Mapping[str, SweepResult | Circuit], circuit: Circui
     """One row per method: node and edge precision, recall and AUROC against ``circuit``.
 
     Edge columns are NaN for a method that scores only nodes.
+
+    Args:
+        results: method name -> its sweep or the circuit it returned (see :func:`importance`).
+        circuit: the true circuit (e.g. ``tracr_model.circuit``).
+        threshold: importance above which an edge or node counts as found (share of the gap).
+
+    Raises:
+        TypeError: ``results`` is not a dict, ``circuit`` not a Circuit, or a result neither
+            a SweepResult nor a Circuit. ValueError: no results, a negative ``threshold``,
+            or a result that scores edges or nodes outside the circuit's graph.
     """
+    check_type("results", results, Mapping, "a dict {method name: its SweepResult or "
+               "Circuit}, e.g. {'EAP': result}")
+    if not results:
+        raise ValueError("no results given: pass {method name: its SweepResult or Circuit}")
+    check_circuit(circuit)
+    check_positive("threshold", threshold, allow_zero=True)
     true_nodes = {n for n in circuit.nodes if n.kind in ("head", "mlp")}
     rows = []
     for method, result in results.items():
         scores = importance(result)
+        _check_on_graph(method, scores, circuit.graph)
         row = {"method": method}
         levels = [("node", node_importance(scores), true_nodes)]
         if any(isinstance(k, Edge) for k in scores):
@@ -145,9 +169,28 @@ def recovery_table(results: Mapping[str, SweepResult | Circuit], circuit: Circui
     return rows
 
 
+def _check_on_graph(method: str, scores: Mapping, graph: CircuitGraph) -> None:
+    """Raise unless every edge or node ``method`` scored is one of ``graph``'s."""
+    known = set(graph.edge_index) | set(graph.nodes)
+    unknown = [key.name for key in scores if key not in known]
+    if unknown:
+        raise ValueError(f"{method!r} scores {unknown[:3]}, not in the circuit's graph "
+                         f"({graph}): were its results computed on another model?")
+
+
 def through_mlps(circuit: Circuit, edge: Edge) -> bool:
     """Whether ``circuit`` joins ``edge``'s sender to its receiver (same channel) through
-    one or more MLPs: the route path patching counts as part of a head's path."""
+    one or more MLPs: the route path patching counts as part of a head's path.
+
+    Raises:
+        TypeError: ``circuit`` is not a Circuit or ``edge`` not an Edge. ValueError:
+            ``edge`` is not an edge of the circuit's graph.
+    """
+    check_circuit(circuit)
+    check_type("edge", edge, Edge, "take one from circuit.graph.edges, or parse a name with "
+               "mi_helpers.tracr.files.parse_edge(graph, 'L0H0 -> L1H0.q')")
+    if edge not in circuit.graph.edge_index:
+        raise ValueError(f"edge {edge.name} is not in the circuit's graph ({circuit.graph})")
     reached, frontier = set(), [edge.sender]
     while frontier:
         node = frontier.pop()

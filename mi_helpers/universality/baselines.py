@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from contextlib import contextmanager
 
 import torch
 
@@ -32,8 +33,23 @@ def random_like(model, seed: int = 0):
     torch.manual_seed(seed)
     fresh = AutoModelForCausalLM.from_config(config).eval()
     with tempfile.TemporaryDirectory(prefix="random-like-") as folder:  # loaded into memory
-        fresh.save_pretrained(folder)
+        with _no_progress_bar():  # a temporary file is no news to the reader
+            fresh.save_pretrained(folder)
         model.tokenizer.save_pretrained(folder)
         baseline = load_model(folder, device=model.cfg.device)
     baseline.cfg.default_prepend_bos = model.cfg.default_prepend_bos
     return baseline
+
+
+@contextmanager
+def _no_progress_bar():
+    """Silence transformers' progress bars (e.g. "Writing model shards"), then restore."""
+    from transformers.utils import logging
+
+    was_enabled = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            logging.enable_progress_bar()

@@ -46,7 +46,7 @@
 # **Time:** about 1 h to read and run, plus 30 min of exercises.
 
 # %% tags=["parameters"]
-MODEL = "zoo-2l"  # any zoo model offline, or a hub model such as "gpt2-small" on Colab
+MODEL = "zoo-2l"  # any zoo model offline, or a hub model such as "gpt2" on Colab
 
 # %%
 # Colab set-up (the same cell in every notebook; safe to run again): on Colab, clone

@@ -43,7 +43,7 @@
 # **Time:** about 45 min to read and run, plus 25 min of exercises.
 
 # %% tags=["parameters"]
-MODEL = "zoo-2l"  # any zoo model offline, or a hub model such as "gpt2-small" on Colab
+MODEL = "zoo-2l"  # any zoo model offline, or a hub model such as "gpt2" on Colab
 
 # %%
 # Colab set-up (the same cell in every notebook; safe to run again): on Colab, clone
@@ -306,7 +306,7 @@ print("e.g.", repr(example.explanations[0][:80]), "->", f"{example.simulation[0]
 # %%
 fig, ax = plt.subplots(figsize=(8, 3))
 ax.boxplot([r.simulation.numpy() for r in scored.values()],
-           tick_labels=[f"{w}\n{k}" for w, k in scored], vert=True)
+           tick_labels=[f"{w}\n{k}" for w, k in scored])
 ax.set_ylabel("simulation score (correlation)")
 ax.tick_params(axis="x", labelsize=8)
 plt.tight_layout()

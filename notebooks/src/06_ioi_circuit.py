@@ -51,7 +51,7 @@
 # logit attribution). **Time:** about 1 h to read and run, plus 40 min of exercises.
 
 # %% tags=["parameters"]
-MODEL = "zoo-4l"  # any zoo model offline, or a hub model such as "gpt2-small" on Colab
+MODEL = "zoo-4l"  # any zoo model offline, or a hub model such as "gpt2" on Colab
 
 # %%
 # Colab set-up (the same cell in every notebook; safe to run again): on Colab, clone
@@ -543,7 +543,7 @@ assert min(mins.values()) > 0.02 * ev.full, "every head in the circuit should ma
 
 # %% [markdown]
 # ## 9. On gpt2-small
-# With `MODEL = "gpt2-small"` (e.g. on Colab) the same cells should reproduce the IOI
+# With `MODEL = "gpt2"` (e.g. on Colab) the same cells should reproduce the IOI
 # paper: its name movers dominate the path to the logits, its negative name movers
 # *raise* the logit difference when patched, and the S-inhibition heads appear in the
 # query path of section 7. The check below runs only for that model.

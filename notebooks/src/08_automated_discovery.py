@@ -59,7 +59,7 @@
 # **Time:** about 45 min to read and run, plus 55 min of exercises.
 
 # %% tags=["parameters"]
-MODEL = "zoo-4l"  # any zoo model offline, or a hub model such as "gpt2-small" on Colab
+MODEL = "zoo-4l"  # any zoo model offline, or a hub model such as "gpt2" on Colab
 
 # %%
 # Colab set-up (the same cell in every notebook; safe to run again): on Colab, clone

@@ -51,7 +51,7 @@
 # (universality). **Time:** about 30 min to read and run; a first study of your own, a few days.
 
 # %% tags=["parameters"]
-MODEL = "zoo-2l"  # any zoo model offline, or a hub model such as "gpt2-small" on Colab
+MODEL = "zoo-2l"  # any zoo model offline, or a hub model such as "gpt2" on Colab
 OTHERS = ["zoo-2l-seed1", "zoo-2l-seed2"]  # same architecture, other seeds (step 7)
 N_PAIRS = 60  # clean / corrupted prompt pairs
 CIRCUIT_THRESHOLD = 0.3  # a head joins the circuit if patching it alone restores this much

@@ -1,3 +1,5 @@
+import os
+
 import nbformat
 import pytest
 
@@ -112,3 +114,13 @@ def test_notebooks_run_on_a_gpt2_architecture_model(gpt2_model_dir, gpt2_others,
     assert reached in printed
     last = [c for c in nb.cells if c.cell_type == "code"][-1]
     assert last.get("execution_count"), "the last code cell should have run"
+
+
+def test_kernels_use_one_thread_on_the_zoo_and_every_core_on_a_hub_model(monkeypatch):
+    assert runner.kernel_threads(None) == "1"
+    assert runner.kernel_threads({"MODEL": "zoo-4l"}) == "1"
+    monkeypatch.setattr(runner.os, "cpu_count", lambda: 8)
+    assert runner.kernel_threads({"MODEL": "gpt2"}) == "8"
+    with runner._environment({"MI_TEST_VARIABLE": "x"}):
+        assert os.environ["MI_TEST_VARIABLE"] == "x"
+    assert "MI_TEST_VARIABLE" not in os.environ
