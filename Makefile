@@ -11,7 +11,7 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 BIN := $(VENV)/bin
 READY := $(VENV)/.mi-roadmap-ready
 
-.PHONY: run test test-portable env clean
+.PHONY: run test test-portable bench bench-small saelens-env env clean
 
 run: $(READY)
 	$(BIN)/python -m mi_helpers run
@@ -26,6 +26,22 @@ test-portable: $(READY)
 	ATEN_CPU_CAPABILITY=avx2 OMP_NUM_THREADS=1 $(BIN)/python -m pytest notebooks -q
 	ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=2 $(BIN)/python -m pytest notebooks -q
 
+# The performance suite (benchmarks/__main__.py): ours against each reference, taking turns.
+# bench-small: CI's sizes, prints the table (a few minutes on 2 cores); bench: the full run,
+# which writes benchmarks/results.md and the README's Performance table. No timing is asserted.
+bench-small: $(READY)
+	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks --small
+
+bench: $(READY)
+	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks
+
+# SAELens pins transformer-lens<4, so its trainer (compared by `make bench`) gets its own venv.
+saelens-env:
+	test -x .venv-saelens/bin/python || $(PYTHON) -m venv .venv-saelens
+	.venv-saelens/bin/python -m pip install -q --index-url $(TORCH_INDEX) "$(TORCH)" || \
+		.venv-saelens/bin/python -m pip install -q "$(TORCH)"
+	.venv-saelens/bin/python -m pip install -q sae-lens
+
 env: $(READY)
 
 $(READY): requirements.txt pyproject.toml
@@ -39,4 +55,4 @@ $(READY): requirements.txt pyproject.toml
 	touch $(READY)
 
 clean:
-	rm -rf $(VENV) build
+	rm -rf $(VENV) .venv-saelens build

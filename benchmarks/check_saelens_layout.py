@@ -6,7 +6,8 @@ The check runs in two steps, in two environments:
 1. here (``mi_helpers`` installed): ``python benchmarks/check_saelens_layout.py write DIR``
    saves one randomly perturbed SAE per architecture with :func:`mi_helpers.sae.save_sae`
    and a file of reference inputs with our latents and reconstructions;
-2. in a separate venv with SAELens (``python3 -m venv /tmp/saelens-venv &&
+2. in a separate venv with SAELens (``make saelens-env`` makes ``.venv-saelens``, or by hand:
+   ``python3 -m venv /tmp/saelens-venv &&
    /tmp/saelens-venv/bin/pip install torch==2.13.0 sae-lens``):
    ``/tmp/saelens-venv/bin/python benchmarks/check_saelens_layout.py check DIR
    [--write-readme]`` loads each folder with ``sae_lens.SAE.load_from_disk`` and prints

@@ -19,25 +19,28 @@ The folders follow the survey's roadmap, so each technique is found from its nam
 
 **Vocabulary.** Each word means one thing across the package:
 
-==================  ==============================================================
-word                meaning
-==================  ==============================================================
-``site``            a layer-independent activation name, e.g. ``"z"``, ``"resid_post"``
-``hook``            a concrete hook name, e.g. ``"blocks.3.attn.hook_z"``
-``hooks``           a list of hook names (never people's names)
-``names``           people's names in prompts (IOI)
-``Head``            ``Head(layer, head)``, labelled ``"L3H1"``
-``batch_size``      prompts per forward pass of the model
-``acts_per_batch``  activations (one per token) per SAE training batch
-``drop_bos``        leave out position 0 (the BOS token)
-``mode``            patching's ``"denoise"`` or ``"noise"``
-``direction``       a vector in an activation space (never a patching mode)
-``scale``           how far to steer along a direction, in activation units
-``k``               a TopK SAE's active latents per input (only)
-``n``, ``n_top``    how many items to return (tokens, contexts, ...)
-``n_dims``          how many dimensions a sparse probe or a subspace (basis) has
-``noise_scale``     causal tracing's noise, in embedding standard deviations
-==================  ==============================================================
+====================  ==============================================================
+word                  meaning
+====================  ==============================================================
+``site``              a layer-independent activation name, e.g. ``"z"``, ``"resid_post"``
+``hook``              a concrete hook name, e.g. ``"blocks.3.attn.hook_z"``
+``hooks``             a list of hook names (never people's names)
+``names``             people's names in prompts (IOI)
+``Head``              ``Head(layer, head)``, labelled ``"L3H1"``
+``batch_size``        prompts per forward pass of the model
+``patches_per_pass``  copies of the prompt batch, each patched differently, per pass of a sweep
+``memory_budget``     bytes one pass of a sweep may use (how many patches share it)
+``replay``            rerun a sweep's patched passes from a cached run (``False``: model hooks)
+``acts_per_batch``    activations (one per token) per SAE training batch
+``drop_bos``          leave out position 0 (the BOS token)
+``mode``              patching's ``"denoise"`` or ``"noise"``
+``direction``         a vector in an activation space (never a patching mode)
+``scale``             how far to steer along a direction, in activation units
+``k``                 a TopK SAE's active latents per input (only)
+``n``, ``n_top``      how many items to return (tokens, contexts, ...)
+``n_dims``            how many dimensions a sparse probe or a subspace (basis) has
+``noise_scale``       causal tracing's noise, in embedding standard deviations
+====================  ==============================================================
 
 **Axis names**, used in every tensor annotation::
 

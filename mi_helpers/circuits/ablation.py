@@ -29,6 +29,7 @@ from ..core.checks import as_tokens
 from ..core.heads import check_heads
 from ..core.hooks import hook_name, layer_hooks
 from ..core.results import SweepResult
+from .edge_memory import DEFAULT_MEMORY_BUDGET
 from .patching import (Metric, PatchTarget, metric_value, patch_sweep, patch_target,
                        run_with_patches, sweep_names)
 
@@ -72,12 +73,15 @@ def ablation_patching(model, tokens: str | Sequence[str] | Int[Tensor, "batch po
                       permutation: Sequence[int] | Tensor | None = None, seed: int = 0,
                       per_position: bool = False, layers: Sequence[int] | None = None,
                       heads: Sequence[int] | None = None, positions: Sequence[int] | None = None,
-                      patches_per_pass: int | None = None) -> SweepResult:
+                      patches_per_pass: int | None = None,
+                      memory_budget: int = DEFAULT_MEMORY_BUDGET, replay: bool = True
+                      ) -> SweepResult:
     """Ablate one activation at a time (zero, mean or resample) and score the run.
 
     Args:
-        model, metric, target, per_position, layers, heads, positions, patches_per_pass:
-            as in :func:`~mi_helpers.circuits.patching.activation_patching`.
+        model, metric, target, per_position, layers, heads, positions, patches_per_pass,
+            memory_budget, replay: as in
+            :func:`~mi_helpers.circuits.patching.activation_patching`.
         tokens: the prompts to run (the "clean" run).
         ablation: ``"zero"``, ``"mean"`` (over ``reference``, per position) or
             ``"resample"`` (prompt ``i`` gets reference prompt ``permutation[i]``'s value).
@@ -100,7 +104,8 @@ def ablation_patching(model, tokens: str | Sequence[str] | Int[Tensor, "batch po
     source = _ablation_source(model, tokens, cache, ablation, reference, permutation, seed)
     everything = run_with_patches(model, tokens, source, names)
     values, coords = patch_sweep(model, tokens, source, metric, spec, layers=layers, heads=heads,
-                                 positions=positions, patches_per_pass=patches_per_pass)
+                                 positions=positions, patches_per_pass=patches_per_pass,
+                                 memory_budget=memory_budget, replay=replay)
     return SweepResult(values, tuple(coords), coords, clean=metric_value(metric, logits).item(),
                        corrupted=metric_value(metric, everything).item(),
                        method=f"{ablation} ablation")

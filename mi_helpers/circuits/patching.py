@@ -35,8 +35,12 @@ target                                          whole layer         ``per_positi
 
 How it runs: a :class:`PatchTarget` is a site and a *setter*, a few-line function that
 copies the source into an activation at one index (``set_pos``, ``set_head``, ...).
-Several patches share a forward pass (:func:`default_patches_per_pass`): the batch is
-repeated and copy ``i`` gets patch ``i``. Only the hooks a sweep needs are cached.
+Independent patches share a pass: the batch is repeated and copy ``i`` gets patch ``i``,
+as many copies as fit in ``memory_budget`` (:func:`default_patches_per_pass`). By default
+(``replay=True``) the patched passes are *replayed* from the model's weights, each
+starting at the patched layer from the cached run (:mod:`.replay`); a model or hook the
+replay does not support runs through the model's own hooks instead, with the same
+results (tested). Only the hooks a sweep needs are cached.
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ from ..core.activations import FwdHook, run_cached
 from ..core.checks import as_tokens, check_same_shape, checked_indices
 from ..core.hooks import READ_ONLY, check_writable_hooks, hook_name
 from ..core.results import SweepResult
+from .edge_memory import DEFAULT_MEMORY_BUDGET, copies_per_pass
+from .replay import Replay, ReplayState, replayer
 
 __all__ = ["Metric", "PatchTarget", "TARGETS", "patch_target", "patch_sweep",
            "activation_patching", "run_with_patches", "metric_value", "default_patches_per_pass",
@@ -69,12 +75,6 @@ Setter = Callable[[Tensor, Tensor, tuple[int, ...]], None]
 # stream; see mi_helpers.core.hooks.READ_ONLY)
 TARGETS = ("resid_pre", "resid_post", "attn_out", "mlp_out", "z", "q", "k", "v",
            "pattern")
-# Default size of one patched forward pass, in tokens (prompts x patches x positions): a
-# CPU is fastest on passes that fit its caches (about a thousand tokens per thread), an
-# accelerator on big ones.
-CPU_TOKENS_PER_THREAD = 1024
-ACCELERATOR_TOKENS_PER_PASS = 2**16
-MAX_LOGITS_PER_PASS = 2**26  # and at most this many logits (256 MB in float32)
 
 
 # ---- setters: write ``source`` into ``act`` at one index, in place -----------------------
@@ -177,7 +177,8 @@ def patch_sweep(model, tokens: Int[Tensor, "batch pos"], source: Mapping[str, Te
                 metric: Metric, target: str | PatchTarget, *, per_position: bool = False,
                 layers: Sequence[int] | None = None, heads: Sequence[int] | None = None,
                 positions: Sequence[int] | None = None, fwd_hooks: Sequence[FwdHook] = (),
-                patches_per_pass: int | None = None) -> tuple[Tensor, dict[str, list[int]]]:
+                patches_per_pass: int | None = None, memory_budget: int = DEFAULT_MEMORY_BUDGET,
+                replay: bool = True) -> tuple[Tensor, dict[str, list[int]]]:
     """Run ``tokens`` once per index of ``target``, patched from ``source``; metric each run.
 
     Args:
@@ -190,7 +191,12 @@ def patch_sweep(model, tokens: Int[Tensor, "batch pos"], source: Mapping[str, Te
         layers, heads, positions: sweep only these (default: all; negatives count back).
         fwd_hooks: hooks applied to every run, e.g. a corruption; they must broadcast over
             a batch made of repeated copies of ``tokens``.
-        patches_per_pass: patches per forward pass (default: :func:`default_patches_per_pass`).
+        patches_per_pass: patches per forward pass (default: as many as fit, see
+            :func:`default_patches_per_pass`).
+        memory_budget: bytes one pass may use.
+        replay: replay the patched passes from the cached run (:mod:`.replay`) where the
+            model and ``fwd_hooks`` allow it; ``False`` runs every pass through the
+            model's hooks. The results agree either way.
 
     Returns:
         The metric after each patch, shaped like the grid, and the grid's ``coords``.
@@ -199,14 +205,33 @@ def patch_sweep(model, tokens: Int[Tensor, "batch pos"], source: Mapping[str, Te
     names = sweep_names(model, target, layers)
     _check_source(model, source, names, len(tokens))
     coords = _sweep_coords(model, target, source, layers, heads, positions)
+    rp = replayer(model, fwd_hooks, target.site, replay)
+    state = None if rp is None else rp.start(tokens, fwd_hooks)[0]
+    values = _sweep(model, tokens, source, metric, target, coords, fwd_hooks,
+                    patches_per_pass, memory_budget, rp, state)
+    return values, coords
+
+
+def _sweep(model, tokens, source, metric, target, coords, fwd_hooks, patches_per_pass,
+           memory_budget, rp: Replay | None, state: ReplayState | None) -> Tensor:
+    """The metric after each patch of the grid ``coords``: replayed from ``state`` with
+    ``rp``, or (``rp`` None) through the model's hooks."""
     indices = list(itertools.product(*coords.values()))
-    per_pass = patches_per_pass or default_patches_per_pass(model, tokens)
+    per_pass = default_patches_per_pass(model, tokens, patches_per_pass, memory_budget,
+                                        "hooks" if rp is None else "replay")
     values = []
-    for start in range(0, len(indices), per_pass):
-        chunk = indices[start:start + per_pass]
-        logits = _run_patched(model, tokens, source, target, chunk, fwd_hooks)
-        values += [metric_value(metric, part) for part in logits.split(len(tokens))]
-    return torch.stack(values).reshape([len(v) for v in coords.values()]), coords
+    # a replayed pass starts at its layer, so its copies keep to one layer
+    groups = ([list(g) for _, g in itertools.groupby(indices, key=lambda index: index[0])]
+              if rp is not None else [indices])
+    for group in groups:
+        for start in range(0, len(group), per_pass):
+            chunk = group[start:start + per_pass]
+            if rp is None:
+                logits = _run_patched(model, tokens, source, target, chunk, fwd_hooks)
+            else:
+                logits = _replay_patched(rp, state, source, target, chunk)
+            values += [metric_value(metric, part) for part in logits.split(len(tokens))]
+    return torch.stack(values).reshape([len(v) for v in coords.values()])
 
 
 def _check_source(model, source: Mapping[str, Tensor], names: Sequence[str], batch: int) -> None:
@@ -220,18 +245,19 @@ def _check_source(model, source: Mapping[str, Tensor], names: Sequence[str], bat
                              f"patched run has {batch} prompts; use as many prompts (or 1)")
 
 
-def default_patches_per_pass(model, tokens: Int[Tensor, "batch pos"]) -> int:
-    """How many patches share one forward pass by default.
+def default_patches_per_pass(model, tokens: Int[Tensor, "batch pos"],
+                             patches_per_pass: int | None = None,
+                             memory_budget: int = DEFAULT_MEMORY_BUDGET,
+                             kind: str = "hooks") -> int:
+    """How many patches share one forward pass: ``patches_per_pass`` if given, else as
+    many copies of ``tokens`` as fit in a pass of ``kind`` (``"hooks"`` or ``"replay"``)
+    on the model's device (:func:`~.edge_memory.copies_per_pass`); at least one.
 
-    ``CPU_TOKENS_PER_THREAD`` tokens per torch thread on a CPU (bigger passes spill out of
-    its caches and run slower per token), ``ACCELERATOR_TOKENS_PER_PASS`` on an
-    accelerator, and never more than ``MAX_LOGITS_PER_PASS`` logits; at least one.
+    Raises:
+        MemoryError: the requested patches per pass would exceed ``memory_budget``.
     """
-    budget = ACCELERATOR_TOKENS_PER_PASS
-    if torch.device(model.cfg.device).type == "cpu":
-        budget = CPU_TOKENS_PER_THREAD * torch.get_num_threads()
-    by_logits = MAX_LOGITS_PER_PASS // (tokens.numel() * model.cfg.d_vocab)
-    return max(1, min(budget // tokens.numel(), by_logits))
+    return copies_per_pass(model, tokens, kind, patches_per_pass, memory_budget,
+                           "a patching sweep", one_always_fits=True)
 
 
 def _run_patched(model, tokens, source, target, chunk, fwd_hooks) -> Tensor:
@@ -243,6 +269,18 @@ def _run_patched(model, tokens, source, target, chunk, fwd_hooks) -> Tensor:
                             batch=len(tokens))) for name, todo in jobs.items()]
     with torch.no_grad():
         return model.run_with_hooks(tokens.repeat(len(chunk), 1), fwd_hooks=[*fwd_hooks, *hooks])
+
+
+def _replay_patched(rp: Replay, state: ReplayState, source, target, chunk) -> Tensor:
+    """The replayed pass over ``len(chunk)`` copies, all patched at one layer."""
+    layer = chunk[0][0]
+    base = rp.activation(state, target.site, layer)
+    acts = base.repeat(len(chunk), *[1] * (base.ndim - 1))
+    copies = acts.unflatten(0, (len(chunk), len(base)))
+    patch = source[target.hook(layer)].to(acts.device, acts.dtype)
+    for copy, (_, *index) in enumerate(chunk):
+        target.setter(copies[copy], patch, tuple(index))
+    return rp.logits_after(state, target.site, layer, acts)
 
 
 def _patch_hook(act: Tensor, hook, *, source: Tensor, jobs: list, setter: Setter,
@@ -314,7 +352,9 @@ def activation_patching(model, clean: str | Sequence[str] | Int[Tensor, "batch p
                         layers: Sequence[int] | None = None, heads: Sequence[int] | None = None,
                         positions: Sequence[int] | None = None,
                         corruption_hooks: Sequence[FwdHook] = (),
-                        patches_per_pass: int | None = None) -> SweepResult:
+                        patches_per_pass: int | None = None,
+                        memory_budget: int = DEFAULT_MEMORY_BUDGET,
+                        replay: bool = True) -> SweepResult:
     """Patch every layer (x position x head) of ``target`` between a clean and a corrupted run.
 
     Args:
@@ -328,7 +368,11 @@ def activation_patching(model, clean: str | Sequence[str] | Int[Tensor, "batch p
         layers, heads, positions: sweep only these (default: all).
         corruption_hooks: forward hooks that make the corrupted run, e.g. embedding noise
             (:func:`~mi_helpers.circuits.tracing.embedding_noise_hook`).
-        patches_per_pass: patches per forward pass (default: :func:`default_patches_per_pass`).
+        patches_per_pass: patches per forward pass (default: as many as fit in
+            ``memory_budget``, see :func:`default_patches_per_pass`).
+        memory_budget: bytes one pass may use.
+        replay: replay patched passes from the cached run where possible (see
+            :func:`patch_sweep`); ``False`` runs them through the model's hooks.
 
     Returns:
         A :class:`~mi_helpers.core.results.SweepResult`; ``.score`` is 0 at the corrupted
@@ -341,15 +385,44 @@ def activation_patching(model, clean: str | Sequence[str] | Int[Tensor, "batch p
     check_same_shape(clean_tokens, corrupted_tokens)
     spec = patch_target(target, per_position)
     names = sweep_names(model, spec, layers)
-    clean_logits, clean_cache = run_cached(model, clean_tokens, names)
-    corrupted_logits, corrupted_cache = run_cached(model, corrupted_tokens, names, corruption_hooks)
-    anchors = {"clean": metric_value(metric, clean_logits).item(),
-               "corrupted": metric_value(metric, corrupted_logits).item()}
-    if mode == "denoise":
-        run = {"tokens": corrupted_tokens, "source": clean_cache, "fwd_hooks": corruption_hooks}
-    else:
-        run = {"tokens": clean_tokens, "source": corrupted_cache}
-    values, coords = patch_sweep(model, metric=metric, target=spec, layers=layers, heads=heads,
-                                 positions=positions, patches_per_pass=patches_per_pass, **run)
+    denoise = mode == "denoise"
+    rp = replayer(model, corruption_hooks if denoise else (), spec.site, replay)
+    runs = {"clean": (clean_tokens, ()), "corrupted": (corrupted_tokens, corruption_hooks)}
+    patched, unpatched = ("corrupted", "clean") if denoise else ("clean", "corrupted")
+    tokens, hooks = runs[patched]
+    out = {patched: _cached_run(model, rp, tokens, (), hooks)}  # first: it checks the replay
+    out[unpatched] = _source_run(model, rp, *runs[unpatched], spec, names)
+    anchors = {name: metric_value(metric, out[name][0]).item() for name in runs}
+    source, state = out[unpatched][1], out[patched][2]
+    _check_source(model, source, names, len(tokens))
+    coords = _sweep_coords(model, spec, source, layers, heads, positions)
+    values = _sweep(model, tokens, source, metric, spec, coords, hooks, patches_per_pass,
+                    memory_budget, rp, state)
     return SweepResult(values, tuple(coords), coords, method=f"activation patching ({mode})",
                        **anchors)
+
+
+def _source_run(model, rp: Replay | None, tokens: Tensor, fwd_hooks: Sequence[FwdHook],
+                target: PatchTarget, names: Sequence[str]
+                ) -> tuple[Tensor, dict[str, Tensor], None]:
+    """The logits and activations at ``names`` of the run patches are taken from: replayed
+    from the weights where the run just checked vouches for it, else the model's own."""
+    state = None if rp is None or fwd_hooks else rp.run_from_weights(tokens)
+    if state is None:
+        return *run_cached(model, tokens, names, fwd_hooks), None
+    layers = {target.hook(layer): layer for layer in range(model.cfg.n_layers)}
+    return state.logits, {name: rp.activation(state, target.site, layers[name])
+                          for name in names}, None
+
+
+def _cached_run(model, rp: Replay | None, tokens: Tensor, names: Sequence[str],
+                fwd_hooks: Sequence[FwdHook] = ()
+                ) -> tuple[Tensor, dict[str, Tensor], ReplayState | None]:
+    """The logits and activations at ``names`` of one run, and its replay state if ``rp``."""
+    if rp is None:
+        return *run_cached(model, tokens, names, fwd_hooks), None
+    if not names:
+        state, logits = rp.start(tokens, fwd_hooks)
+        return logits, {}, state
+    state, logits, cache = rp.run(tokens, fwd_hooks, names)
+    return logits, cache, state

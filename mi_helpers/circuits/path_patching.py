@@ -26,8 +26,11 @@ and patching a sender with its own clean value (corrupted = clean) changes nothi
 
 Sweeps (:func:`path_patching`) batch many sender sets into one forward pass, as
 :func:`mi_helpers.circuits.patching.patch_sweep` does: copy ``i`` of the batch gets
-sender ``i``. Results are :class:`~mi_helpers.core.results.SweepResult` values, like
-activation patching's.
+sender ``i``, as many copies as fit in ``memory_budget``. By default the passes are
+replayed from the cached clean run (:mod:`.replay`): the sender run starts at the first
+sender's layer and computes no attention at all (every head's output is fixed), only
+MLPs; the receiver run starts at the first receiver's layer. Results are
+:class:`~mi_helpers.core.results.SweepResult` values, like activation patching's.
 """
 
 from __future__ import annotations
@@ -44,7 +47,10 @@ from ..core.checks import as_tokens, check_positions, check_same_shape
 from ..core.heads import Head, check_heads
 from ..core.hooks import hook_name, layer_hooks
 from ..core.results import SweepResult
+from .edge_memory import DEFAULT_MEMORY_BUDGET
 from .patching import Metric, default_patches_per_pass, metric_value
+from .edge_model import Stage
+from .replay import Replay, ReplayState, replayer
 
 __all__ = ["path_patching", "Receiver"]
 
@@ -76,7 +82,8 @@ def path_patching(model, clean: Sequence[str] | Int[Tensor, "batch pos"],
                   receivers: Sequence[Receiver] | str = "logits", *,
                   senders: Sequence[Sequence[Head]] | None = None,
                   receiver_positions: Int[Tensor, "batch"] | None = None,
-                  patches_per_pass: int | None = None) -> SweepResult:
+                  patches_per_pass: int | None = None,
+                  memory_budget: int = DEFAULT_MEMORY_BUDGET, replay: bool = True) -> SweepResult:
     """Patch each sender set's corrupted output into the clean run, along the path to ``receivers``.
 
     Args:
@@ -90,7 +97,11 @@ def path_patching(model, clean: Sequence[str] | Int[Tensor, "batch pos"],
             returned as a ``[layer, head]`` grid (non-sender cells are NaN).
         receiver_positions: ``[batch]``: patch the receivers only at this position of each
             prompt (e.g. the IOI "end" token); default every position.
-        patches_per_pass: sender sets per forward pass (default as for activation patching).
+        patches_per_pass: sender sets per forward pass (default: as many as fit in
+            ``memory_budget``, as for activation patching).
+        memory_budget: bytes one pass may use.
+        replay: replay the passes from the cached clean run where the model allows it;
+            ``False`` runs them through the model's hooks. The results agree either way.
 
     Returns:
         A :class:`~mi_helpers.core.results.SweepResult`: axes ``("layer", "head")`` for
@@ -119,20 +130,20 @@ def path_patching(model, clean: Sequence[str] | Int[Tensor, "batch pos"],
                              f"{first_receiver}; a path runs from earlier to later layers")
     if receiver_positions is not None:
         receiver_positions = check_positions(receiver_positions, *clean_tokens.shape)
-    z_names = layer_hooks(model, "z")
-    clean_logits, clean_z = run_cached(model, clean_tokens, z_names)
-    corrupted_logits, corrupted_z = run_cached(model, corrupted_tokens, z_names)
-    anchors = {"clean": metric_value(metric, clean_logits).item(),
-               "corrupted": metric_value(metric, corrupted_logits).item()}
-    per_pass = patches_per_pass or default_patches_per_pass(model, clean_tokens)
+    rp = replayer(model, (), "z", replay)
+    runs, anchors = _clean_and_corrupted(model, rp, clean_tokens, corrupted_tokens, metric)
+    per_pass = default_patches_per_pass(model, clean_tokens, patches_per_pass, memory_budget,
+                                        "hooks" if rp is None else "replay")
     values = []
     for start in range(0, len(sender_sets), per_pass):
         chunk = sender_sets[start:start + per_pass]
-        logits, receiver_inputs = _sender_run(model, clean_tokens, clean_z, corrupted_z, chunk,
-                                              receivers)
-        if receivers != "logits":
-            logits = _receiver_run(model, clean_tokens, receiver_inputs, receivers, len(chunk),
-                                   receiver_positions)
+        if rp is not None:
+            logits = _replayed(rp, *runs, chunk, receivers, receiver_positions)
+        else:
+            logits, receiver_inputs = _sender_run(model, clean_tokens, *runs, chunk, receivers)
+            if receivers != "logits":
+                logits = _receiver_run(model, clean_tokens, receiver_inputs, receivers,
+                                       len(chunk), receiver_positions)
         values += [metric_value(metric, part) for part in logits.split(len(clean_tokens))]
     values = torch.stack(values)
     method = f"path patching to {'the logits' if receivers == 'logits' else 'heads'}"
@@ -143,6 +154,24 @@ def path_patching(model, clean: Sequence[str] | Int[Tensor, "batch pos"],
     full[:first_receiver] = values.reshape(first_receiver, model.cfg.n_heads)
     coords = {"layer": list(range(model.cfg.n_layers)), "head": list(range(model.cfg.n_heads))}
     return SweepResult(full, ("layer", "head"), coords, method=method, **anchors)
+
+
+def _clean_and_corrupted(model, rp: Replay | None, clean_tokens, corrupted_tokens, metric):
+    """Both runs (every layer's ``z``, or replay states) and the metric's two anchors."""
+    if rp is None:
+        z_names = layer_hooks(model, "z")
+        (clean_logits, clean), (corrupted_logits, corrupted) = (
+            run_cached(model, tokens, z_names) for tokens in (clean_tokens, corrupted_tokens))
+    else:
+        clean, clean_logits = rp.start(clean_tokens)
+        corrupted = rp.run_from_weights(corrupted_tokens)  # a checked run vouches for it
+        if corrupted is None:
+            corrupted, corrupted_logits, _ = rp.run(corrupted_tokens)
+        else:
+            corrupted_logits = corrupted.logits
+    anchors = {"clean": metric_value(metric, clean_logits).item(),
+               "corrupted": metric_value(metric, corrupted_logits).item()}
+    return (clean, corrupted), anchors
 
 
 def _sender_run(model, tokens, clean_z, corrupted_z, chunk, receivers):
@@ -203,3 +232,54 @@ def _set_heads(act: Float[Tensor, "copies_batch pos head d_head"], hook, *, sour
     for head in heads:
         act[rows, pos, head] = source[rows, pos, head].to(act.dtype)
     return act
+
+
+# ---- the same two runs, replayed from the cached clean run ---------------------------------
+
+def _replayed(rp: Replay, clean: ReplayState, corrupted: ReplayState, chunk, receivers,
+              positions: Tensor | None) -> Tensor:
+    """Logits of copy ``i`` of the clean run with sender set ``chunk[i]``'s path patched."""
+    n, batch = len(chunk), len(clean.embed)
+
+    def frozen(stage: Stage) -> Tensor | None:  # every head's z clean, the senders' corrupted
+        if stage.kind != "attn":
+            return None
+        z = clean.z[stage.layer].repeat(n, 1, 1, 1)
+        copies = z.unflatten(0, (n, batch))
+        for copy, senders in enumerate(chunk):
+            for layer, head in senders:
+                if layer == stage.layer:
+                    copies[copy, :, :, head] = corrupted.z[layer][:, :, head]
+        return rp.attn_out(stage.layer, z)
+
+    targets = [rp.cfg.n_layers] if receivers == "logits" else [r[0] for r in receivers]
+    first = min([layer for senders in chunk for layer, _ in senders] + targets)
+    start = rp.index[Stage("attn", first)] if first < rp.cfg.n_layers else len(rp.stages) - 1
+    x = (clean.resid_pre[first] if first < rp.cfg.n_layers else clean.final).repeat(n, 1, 1)
+    if receivers == "logits":
+        return rp.forward(x, start=start, replace=frozen)
+    entering: dict[int, Tensor] = {}
+
+    def record(stage: Stage, resid: Tensor) -> None:
+        if stage.kind == "attn" and stage.layer in targets:
+            entering[stage.layer] = resid
+
+    rp.forward(x, start=start, stop=rp.index[Stage("attn", max(targets))] + 1, replace=frozen,
+               record=record)
+    inputs = {layer: rp.qkv(layer, resid) for layer, resid in entering.items()}
+    rows = torch.arange(n * batch)
+    pos = None if positions is None else positions.to(x.device).repeat(n)
+
+    def edit(stage: Stage, qkv: Tensor) -> Tensor:  # the receivers read the sender run
+        for layer, head, kind in receivers:
+            if layer == stage.layer:
+                channel = RECEIVER_KINDS.index(kind)
+                if pos is None:
+                    qkv[:, :, channel, head] = inputs[layer][:, :, channel, head]
+                else:
+                    qkv[rows, pos, channel, head] = inputs[layer][rows, pos, channel, head]
+        return qkv
+
+    low = min(targets)
+    x = clean.resid_pre[low].repeat(n, 1, 1)
+    return rp.forward(x, start=rp.index[Stage("attn", low)], edit_qkv=edit)

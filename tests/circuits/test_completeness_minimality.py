@@ -22,7 +22,8 @@ class StubEvaluator(CircuitEvaluator):
     """A :class:`CircuitEvaluator` whose ``score(kept)`` is ``F(frozenset(kept))``."""
 
     def __init__(self, F, n_layers=2, n_heads=3):
-        self.model = SimpleNamespace(cfg=SimpleNamespace(n_layers=n_layers, n_heads=n_heads))
+        self.model = SimpleNamespace(cfg=SimpleNamespace(n_layers=n_layers, n_heads=n_heads),
+                                     tokenizer=None, run_with_hooks=None)  # passes check_model
         self.F, self.calls = F, []
         self.all_heads = all_heads(self.model)
         self.full = self.score(self.all_heads)

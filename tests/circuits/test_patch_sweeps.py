@@ -1,29 +1,22 @@
 """Sweep bookkeeping by hand: how many patches share a pass, which heads and positions a
 sweep covers, and template means over more than two groups."""
 
-from types import SimpleNamespace
-
 import pytest
 import torch
 
-from mi_helpers.circuits import patching
+from mi_helpers.circuits import edge_memory
 from mi_helpers.circuits.ablation import ablation_patching, template_means
-from mi_helpers.circuits.patching import default_patches_per_pass
 from mi_helpers.circuits.tracing import embedding_noise_hook
 
 
-def fake(device, d_vocab):
-    return SimpleNamespace(cfg=SimpleNamespace(device=device, d_vocab=d_vocab))
-
-
-def test_patches_per_pass_follows_its_budget(monkeypatch):
-    tokens = torch.zeros(2, 8, dtype=torch.long)  # 16 tokens
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
-    assert default_patches_per_pass(fake("cpu", 100), tokens) == 1024 * 3 // 16
-    assert default_patches_per_pass(fake("cuda:0", 100), tokens) == 2**16 // 16
-    assert default_patches_per_pass(fake("cuda", 50_000), tokens) == 2**26 // (16 * 50_000)
-    monkeypatch.setattr(patching, "MAX_LOGITS_PER_PASS", 2**18)  # not one pass's logits
-    assert default_patches_per_pass(fake("cpu", 50_000), tokens) == 1  # at least one
+def test_pass_size_depends_on_the_device(monkeypatch):
+    budget = 2**30
+    assert edge_memory.fast_pass_bytes("cpu", budget) == edge_memory.CPU_PASS_BYTES
+    assert edge_memory.fast_pass_bytes("cpu", 1000) == 1000  # the budget caps it
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (2**28, 2**34))
+    assert edge_memory.fast_pass_bytes("cuda:0", budget) == 2**27  # half the free memory
+    assert edge_memory.fast_pass_bytes("cuda:0", 2**20) == 2**20
+    assert edge_memory.fast_pass_bytes("meta", budget) == budget
 
 
 def test_ablation_sweeps_only_the_requested_heads_and_positions(tiny_model):

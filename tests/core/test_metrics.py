@@ -106,7 +106,8 @@ def test_heads_above_is_strict_and_takes_lists():
 
 
 def test_all_heads_and_check_heads_count_back():
-    model = SimpleNamespace(cfg=SimpleNamespace(n_layers=3, n_heads=2))
+    model = SimpleNamespace(cfg=SimpleNamespace(n_layers=3, n_heads=2), tokenizer=None,
+                            run_with_hooks=None)  # passes check_model
     assert all_heads(model) == [Head(0, 0), Head(0, 1), Head(1, 0), Head(1, 1), Head(2, 0),
                                 Head(2, 1)]
     assert check_heads(model, [(-1, -2), (0, 1)]) == [Head(2, 0), Head(0, 1)]
