@@ -40,13 +40,21 @@ SMALL, MEDIUM = (12, 768, 12), (24, 1024, 16)
 NO_MODEL_PARAMETER = ("11", "13")  # Tracr-compiled and freshly trained models only
 
 
+def _test_fixtures():
+    """``tests/conftest.py`` (the random GPT-2 builder and the vendored tokenizer)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("test_fixtures", ROOT / "tests" / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _build(name: str, shape: tuple[int, int, int], seed: int) -> str:
     """A random GPT-2 of ``shape`` (layers, d_model, heads) with the real tokenizer, cached."""
     out = MODELS / name
     if not (out / "config.json").exists():
-        sys.path.insert(0, str(ROOT / "tests"))
-        from conftest import save_random_gpt2
-        save_random_gpt2(out, *shape, seed=seed)
+        _test_fixtures().save_random_gpt2(out, *shape, seed=seed)
     return str(out)
 
 

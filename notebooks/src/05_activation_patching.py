@@ -150,15 +150,23 @@ heatmap(resid.score, "denoising the residual stream (1 = clean restored)", xlabe
 plt.show()
 pos = {name: int(clean.word_positions[name][0]) for name in ("IO", "S1", "S2", "end")}
 first, last = resid.score[0], resid.score[-1]
-print(f"layer 0: IO {first[pos['IO']]:.2f}, S1 {first[pos['S1']]:.2f}, "
-      f"S2 {first[pos['S2']]:.2f}, end {first[pos['end']]:.2f}")
-print(f"layer {n_layers - 1}: end {last[pos['end']]:.2f}, "
-      f"best other position {last[:pos['end']].max():.2f}")
+
+
+def shown(x):
+    """2 decimals for printing, -0.00 as 0.00 (a sign that small is rounding noise)."""
+    return round(float(x), 2) + 0.0
+
+
+print(f"layer 0: IO {shown(first[pos['IO']]):.2f}, S1 {shown(first[pos['S1']]):.2f}, "
+      f"S2 {shown(first[pos['S2']]):.2f}, end {shown(first[pos['end']]):.2f}")
+print(f"layer {n_layers - 1}: end {shown(last[pos['end']]):.2f}, "
+      f"best other position {shown(last[:pos['end']].max()):.2f}")
 
 # %%
 name_slots = [pos["IO"], pos["S1"], pos["S2"]]
 others = [p for p in range(len(labels)) if p not in name_slots]
-print(f"layer 0: best name slot {first[name_slots].max():.2f}, best other position {first[others].max():.2f}")
+print(f"layer 0: best name slot {shown(first[name_slots].max()):.2f}, "
+      f"best other position {shown(first[others].max()):.2f}")
 assert first[name_slots].max() > 0.5 and first[others].max() < 0.1, "at layer 0, the names"
 assert last[pos["end"]] > 0.9 and last[:pos["end"]].max() < 0.2, "by the last layer, the end token"
 

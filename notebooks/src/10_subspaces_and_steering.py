@@ -136,7 +136,9 @@ print(f"{MODEL}: {model.cfg.n_layers} layers, d_model {d_model}; IOI on {IOI_MOD
 
 # %%
 HOOK = hook_name("resid_post", 0)
-pairs = language_pairs(model, 384, seed=0)
+# a hub model's 50,257-token unembedding makes every pass ~100x costlier on a CPU: fewer pairs
+N_PAIRS = 384 if MODEL.startswith("zoo") else 128
+pairs = language_pairs(model, N_PAIRS, seed=0)
 english, french = language_words(model)
 
 
@@ -395,7 +397,8 @@ else:
 
 # %%
 lens_tokens = token_chunks(ioi_model, corpus_sentences(1500, seed=1), 32)
-tuned, _ = train_tuned_lens(ioi_model, lens_tokens, steps=200, progress=False)
+LENS_STEPS = {"steps": 200} if IOI_MODEL.startswith("zoo") else {"steps": 100, "tokens_per_step": 256}
+tuned, _ = train_tuned_lens(ioi_model, lens_tokens, **LENS_STEPS, progress=False)
 source = token_chunks(ioi_model, corpus_sentences(500, seed=2), 24)[:192]
 gen = torch.Generator().manual_seed(0)
 positions = torch.randint(4, source.shape[1], (len(source),), generator=gen)
