@@ -20,15 +20,6 @@ CLEAN = ["Mary likes the cat", "John likes the dog"]
 CORRUPTED = ["John likes the cat", "Mary likes the dog"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread, and do not stall when other jobs share the CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tiny_neox(tmp_path_factory):
     """A random 2-layer Pythia-style GPT-NeoX (rotary, parallel attention and MLP)."""

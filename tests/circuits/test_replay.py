@@ -22,14 +22,6 @@ from mi_helpers.core.hooks import hook_name
 ATOL = 1e-5
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def zoo2l():
     return load_model("zoo-2l", device="cpu")
