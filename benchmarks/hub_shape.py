@@ -78,18 +78,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", default="", help="notebook numbers, comma-separated")
     parser.add_argument("--limit", type=int, default=1200, help="seconds per notebook")
     parser.add_argument("--write-readme", action="store_true")
+    parser.add_argument("--readme-only", action="store_true",
+                        help="rewrite the README table from the saved results, run nothing")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
         print(json.dumps(run_one(args.one, args.limit)))
         return
-    wanted = {n for n in args.only.split(",") if n}
-    notebooks = [p.name for p in sorted(runner.NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
-                 if p.name[:2] not in NO_MODEL_PARAMETER and (not wanted or p.name[:2] in wanted)]
+    notebooks = [] if args.readme_only else _notebooks(args.only)
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     for name in notebooks:
         print(f"{name} ...", flush=True)
-        start = time.perf_counter()
+        start, load = time.perf_counter(), os.getloadavg()[0]
         try:
             done = subprocess.run([sys.executable, __file__, "--one", name, "--limit",
                                    str(args.limit)], cwd=ROOT, capture_output=True, text=True, check=False,
@@ -98,29 +98,38 @@ def main(argv: list[str] | None = None) -> None:
                    else {"errors": [done.stderr.strip().splitlines()[-1][:160]]})
         except subprocess.TimeoutExpired:
             row = {"errors": [f"stopped after {time.perf_counter() - start:.0f} s"]}
-        results[name] = row
+        results[name] = {**row, "load": round(load, 1)}
         print(f"  {row}", flush=True)
         results["_machine"] = (f"{os.cpu_count()} CPU cores, {platform.machine()}, "
                                f"torch threads {os.environ.get('OMP_NUM_THREADS', 'default')}")
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=1) + "\n")  # after each: nothing lost
-    if args.write_readme:
+    if args.write_readme or args.readme_only:
         readme = ROOT / "README.md"
         readme.write_text(replace_between_markers(readme.read_text(), "hub-shape",
                                                   readme_table(results)))
 
 
 def readme_table(results: dict) -> str:
-    rows = [("| notebook | seconds | kernel peak memory | claims failed (random weights) | "
-             "other errors |"), "|---|---|---|---|---|"]
+    rows = [("| notebook | seconds | kernel peak memory | load average at the start | "
+             "claims failed (random weights) | other errors |"), "|---|---|---|---|---|---|"]
     for name, row in sorted((k, v) for k, v in results.items() if not k.startswith("_")):
         seconds = f"{row['seconds']:.0f}" if "seconds" in row else "-"
         peak = f"{row['peak_gib']:.1f} GiB" if "peak_gib" in row else "-"
         errors = "; ".join(row.get("errors", [])) or "none"
-        rows.append(f"| `{name}` | {seconds} | {peak} | {row.get('claims_failed', '-')} | "
-                    f"{errors} |")
+        rows.append(f"| `{name}` | {seconds} | {peak} | {row.get('load', '-')} | "
+                    f"{row.get('claims_failed', '-')} | {errors} |")
+    missing = [name for name in _notebooks("") if name not in results]
+    left = (f" Not measured yet: {', '.join(f'`{n}`' for n in missing)}." if missing else "")
     return ("\n".join(rows) + f"\n\nMeasured by `python benchmarks/hub_shape.py --write-readme` "
-            f"({results.get('_machine', '')}).")
+            f"({results.get('_machine', '')}).{left}")
+
+
+def _notebooks(only: str) -> list[str]:
+    """The notebooks with a ``MODEL`` parameter, or those of ``only`` (numbers, commas)."""
+    wanted = {n for n in only.split(",") if n}
+    return [p.name for p in sorted(runner.NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+            if p.name[:2] not in NO_MODEL_PARAMETER and (not wanted or p.name[:2] in wanted)]
 
 
 if __name__ == "__main__":
