@@ -121,8 +121,9 @@ def readme_table(results: dict) -> str:
                     f"{row.get('claims_failed', '-')} | {errors} |")
     missing = [name for name in _notebooks("") if name not in results]
     left = (f" Not measured yet: {', '.join(f'`{n}`' for n in missing)}." if missing else "")
-    return ("\n".join(rows) + f"\n\nMeasured by `python benchmarks/hub_shape.py --write-readme` "
-            f"({results.get('_machine', '')}).{left}")
+    machine = f" ({results['_machine']})" if "_machine" in results else ""
+    return ("\n".join(rows) + f"\n\nMeasured by `python benchmarks/hub_shape.py --write-readme`"
+            f"{machine}.{left}")
 
 
 def _notebooks(only: str) -> list[str]:
