@@ -24,6 +24,11 @@ MODULES: dict[str, list[str]] = {
     "mi_helpers/circuits/tracing.py": ["tests/circuits/test_ablation.py",
                                        "tests/circuits/test_patch_sweeps.py",
                                        "tests/circuits/test_patching.py"],
+    "mi_helpers/circuits/replay.py": ["tests/circuits/test_replay.py",
+                                      "tests/circuits/test_path_patching_by_hand.py",
+                                      "tests/circuits/test_patch_sweeps.py",
+                                      "tests/circuits/test_patching.py",
+                                      "tests/circuits/test_path_patching.py"],
     "mi_helpers/circuits/path_patching.py": ["tests/circuits/test_path_patching_by_hand.py",
                                              "tests/circuits/test_path_patching.py"],
     "mi_helpers/circuits/evaluation.py": ["tests/circuits/test_completeness_minimality.py",
@@ -89,7 +94,6 @@ EQUIVALENT: dict[str, str] = {
         "every swept layer's activation has the same shape, so any layer gives the sizes",
     "circuits/patching:run_with_patches:off by one:0 -> -1#0":
         "with a single copy of the batch, copy -1 is copy 0",
-    "circuits/patching:activation_patching:argument ignored:patches_per_pass -> None#0": BATCHING,
     "circuits/ablation:ablation_patching:argument ignored:patches_per_pass -> None#0": BATCHING,
     "circuits/ablation:template_means:flip bool:True -> False#0":
         "the group mean broadcasts over the group's rows with or without keepdim",
@@ -136,13 +140,6 @@ EQUIVALENT: dict[str, str] = {
     "squared_error(x, reconstruction)#0": SYMMETRIC,
     "features/sae/base:SAE.latent_axes:off by one:0 -> -1#1": "biases are 1-D: axis -1 is 0",
     "universality/matching:shared_activations:argument ignored:batch_size -> None#0": BATCHING,
-    **{f"universality/alignment:residual_map:{m}#0": (
-        "A is centred, so a constant added to B is orthogonal to A's columns and leaves the "
-        "least-squares map unchanged") for m in (
-        ("swap operator:resid_b.double() - resid_b.double().mean(0) -> resid_b.double() + "
-         "resid_b.double().mean(0)"),
-        "drop right operand:resid_b.double() - resid_b.double().mean(0) -> resid_b.double()",
-        "swap function:resid_b.double().mean(0) -> resid_b.double().sum(0)")},
     "universality/alignment:mapped_direction_similarity:swap arguments:torch.nn.functional."
     "cosine_similarity(mapped, dirs_b[pairs], dim=-1) -> torch.nn.functional.cosine_similarity"
     "(dirs_b[pairs], mapped, dim=-1)#0": SYMMETRIC,
