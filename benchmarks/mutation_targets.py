@@ -14,9 +14,10 @@ MODULES: dict[str, list[str]] = {
     "mi_helpers/core/metrics.py": ["tests/core/test_metrics.py", "tests/core/test_core.py"],
     "mi_helpers/core/results.py": ["tests/core/test_metrics.py", "tests/core/test_core.py"],
     "mi_helpers/core/heads.py": ["tests/core/test_metrics.py", "tests/core/test_core.py"],
-    "mi_helpers/core/graph.py": ["tests/core/test_core.py"],
+    "mi_helpers/core/graph.py": ["tests/core/test_graph_edges.py", "tests/core/test_core.py"],
     "mi_helpers/circuits/patching.py": ["tests/circuits/test_patch_sweeps.py",
-                                        "tests/circuits/test_patching.py"],
+                                        "tests/circuits/test_patching.py",
+                                        "tests/circuits/test_replay.py"],
     "mi_helpers/circuits/ablation.py": ["tests/circuits/test_ablation.py",
                                         "tests/circuits/test_patch_sweeps.py",
                                         "tests/circuits/test_patching.py",
@@ -153,6 +154,19 @@ EQUIVALENT: dict[str, str] = {
     "range(0, len(tokens) + 1, batch_size)#0": EMPTY_CHUNK,
     **{f"circuits/evaluation:{fn}:compare:rng.random() < 0.5 -> rng.random() {op} 0.5#0":
        SAME_DRAW for fn in ("completeness", "minimality") for op in ("<=", ">")},
+    "circuits/patching:_replay_patched:off by one:0 -> -1#0":
+        "a replayed chunk keeps to one layer (grouped by layer in _sweep), so its last patch's "
+        "layer is its first's",
+    "circuits/patching:_source_run:range off by one:range(model.cfg.n_layers) -> "
+    "range(model.cfg.n_layers + 1)#0":
+        "the extra entry (a layer past the last) is never looked up: names holds swept layers",
+    "circuits/ablation:ablation_patching:argument ignored:replay -> None#0":
+        "replay only chooses how the passes run; replayed and hooked sweeps agree (tested)",
+    **{f"circuits/replay:_fingerprint:off by one:16 -> {n}#0": (
+        "the digest is only compared with digests of the same size; any size tells changed "
+        "weights apart") for n in (15, 17)},
+    "circuits/replay:Replay.pattern:off by one:-1 -> -2#1":
+        "the scores are square (dest_pos = src_pos): either axis gives the positions",
     "core/graph:CircuitGraph.edges:off by one:1 -> 0#0":
         "the embeddings read nothing, so adding them as a receiver adds no edge",
     "features/probing:binary_metrics:off by one:1 -> 2#0":

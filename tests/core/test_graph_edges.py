@@ -33,6 +33,7 @@ def test_circuit_mask_round_trip():
     mask = circuit.mask
     assert mask.dtype == torch.bool and mask.sum() == 3
     assert Circuit.from_mask(graph, mask) == circuit
+    assert Circuit.from_mask(graph, mask.tolist()) == circuit  # a list of booleans works too
     assert mask[graph.edge_index[edges[2]]]
     with pytest.raises(ValueError, match="one entry per edge"):
         Circuit.from_mask(graph, mask[:-1])
