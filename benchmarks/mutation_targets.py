@@ -41,8 +41,10 @@ MODULES: dict[str, list[str]] = {
     "mi_helpers/circuits/ioi.py": ["tests/circuits/test_ioi.py"],
     "mi_helpers/features/lens.py": ["tests/features/test_lens_numerics.py",
                                     "tests/features/test_lens.py"],
-    "mi_helpers/features/attribution.py": ["tests/features/test_lens_numerics.py",
-                                           "tests/features/test_lens.py"],
+    "mi_helpers/features/attribution.py": [
+        "tests/features/test_lens_numerics.py", "tests/features/test_lens.py",
+        "tests/features/test_tl_agreement.py::test_head_direct_logit_attribution_agrees",
+        "tests/features/test_tl_agreement.py::test_logit_difference_attribution_is_exact_and_agrees"],
     "mi_helpers/features/probing.py": ["tests/features/test_probing_numerics.py",
                                        "tests/features/test_probing.py"],
     "mi_helpers/features/sae/base.py": SAE_TESTS,
