@@ -170,6 +170,15 @@ EQUIVALENT: dict[str, str] = {
         "weights apart") for n in (15, 17)},
     "circuits/replay:Replay.pattern:off by one:-1 -> -2#1":
         "the scores are square (dest_pos = src_pos): either axis gives the positions",
+    **{f"features/probing:group_splits:{m}": (
+        "validation is split_indices' validation and test parts joined (all but the train "
+        "part, which only the first fraction sets), so the other two fractions never change it")
+       for m in [f"{op}#{i}" for i in (0, 1) for op in (
+           "swap operator:val_fraction / 2 -> val_fraction * 2",
+           "drop right operand:val_fraction / 2 -> val_fraction",
+           "off by one:2 -> 3", "off by one:2 -> 1")]},
+    "features/probing:group_splits:delete statement:held_out = set(held_out) -> pass#0":
+        "held_out is only tested with `in`; a set, list or tuple of groups gives the same rows",
     "core/graph:CircuitGraph.edges:off by one:1 -> 0#0":
         "the embeddings read nothing, so adding them as a receiver adds no edge",
     "features/probing:binary_metrics:off by one:1 -> 2#0":
