@@ -39,8 +39,9 @@ MODULES: dict[str, list[str]] = {
                                            "tests/circuits/test_evaluation.py"],
     "mi_helpers/circuits/head_scores.py": ["tests/circuits/test_head_scores.py"],
     "mi_helpers/circuits/ioi.py": ["tests/circuits/test_ioi.py"],
-    "mi_helpers/features/lens.py": ["tests/features/test_lens_numerics.py",
-                                    "tests/features/test_lens.py"],
+    "mi_helpers/features/lens.py": [
+        "tests/features/test_lens_numerics.py", "tests/features/test_lens.py",
+        "tests/core/test_training_guard.py::test_tuned_lens_stops_when_its_loss_is_not_finite"],
     "mi_helpers/features/attribution.py": [
         "tests/features/test_lens_numerics.py", "tests/features/test_lens.py",
         "tests/features/test_tl_agreement.py::test_head_direct_logit_attribution_agrees",
@@ -179,6 +180,9 @@ EQUIVALENT: dict[str, str] = {
            "off by one:2 -> 3", "off by one:2 -> 1")]},
     "features/probing:group_splits:delete statement:held_out = set(held_out) -> pass#0":
         "held_out is only tested with `in`; a set, list or tuple of groups gives the same rows",
+    "circuits/path_patching:_replayed:off by one:1 -> 2#3":
+        "the one extra stage runs after the last receiver's input is recorded, and the "
+        "residual it returns is discarded",
     "core/graph:CircuitGraph.edges:off by one:1 -> 0#0":
         "the embeddings read nothing, so adding them as a receiver adds no edge",
     "features/probing:binary_metrics:off by one:1 -> 2#0":
