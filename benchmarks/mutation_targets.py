@@ -183,6 +183,11 @@ EQUIVALENT: dict[str, str] = {
     "circuits/path_patching:_replayed:off by one:1 -> 2#3":
         "the one extra stage runs after the last receiver's input is recorded, and the "
         "residual it returns is discarded",
+    **{f"universality/alignment:residual_map:{m}#0": (
+        "scaling A or B by a positive number scales A^T B and leaves its SVD's U V^T, the "
+        "Procrustes map, unchanged") for m in (
+        "swap operator:a / a.norm() -> a * a.norm()", "drop right operand:a / a.norm() -> a",
+        "swap operator:b / b.norm() -> b * b.norm()", "drop right operand:b / b.norm() -> b")},
     "core/graph:CircuitGraph.edges:off by one:1 -> 0#0":
         "the embeddings read nothing, so adding them as a receiver adds no edge",
     "features/probing:binary_metrics:off by one:1 -> 2#0":
