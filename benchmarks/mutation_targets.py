@@ -188,6 +188,14 @@ EQUIVALENT: dict[str, str] = {
         "Procrustes map, unchanged") for m in (
         "swap operator:a / a.norm() -> a * a.norm()", "drop right operand:a / a.norm() -> a",
         "swap operator:b / b.norm() -> b * b.norm()", "drop right operand:b / b.norm() -> b")},
+    "circuits/replay:Replay.forward:delete statement:stop = len(self.stages) if stop is None "
+    "else stop -> pass#0": "slicing the stages up to None runs to the end, as len(stages) does",
+    "circuits/replay:Replay.forward:slice off by one:stop -> stop + 1#0":
+        "past the end the slice is the same; the one caller that stops early (path patching's "
+        "receiver run) discards the residual, and the extra stage is after its last record",
+    **{f"features/attribution:logit_difference_attribution:off by one:0 -> {n}#0": (
+        "every head's output has the same shape, so any head gives the shape b_O expands to")
+       for n in (1, -1)},
     "core/graph:CircuitGraph.edges:off by one:1 -> 0#0":
         "the embeddings read nothing, so adding them as a receiver adds no edge",
     "features/probing:binary_metrics:off by one:1 -> 2#0":

@@ -340,3 +340,15 @@ def test_an_unchecked_run_vouches_for_no_other_replay(model, monkeypatch):
     assert Replay(model).run_from_weights(corrupted) is None
     Replay(model).run(clean)
     assert Replay(model).run_from_weights(corrupted) is not None
+
+
+def test_resid_post_of_a_four_layer_model(ioi):
+    """resid_post at layer l is resid_pre at l + 1 (the final residual after the last): on
+    four layers, where layer l - 1 would be another layer (on two it wraps to the right one)."""
+    model, data, _ = ioi
+    rp = Replay(model)
+    names = [hook_name("resid_post", layer) for layer in range(model.cfg.n_layers)]
+    state, _, cache = rp.run(data.tokens, hooks=names)
+    for layer, name in enumerate(names):
+        assert torch.allclose(rp.activation(state, "resid_post", layer), cache[name],
+                              atol=ATOL), name
