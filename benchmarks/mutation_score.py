@@ -397,6 +397,10 @@ def _prepare_scratch() -> Path:
 def _run_child(scratch: Path, tests: list[str], log: Path) -> int:
     """In a forked child: import the scratch package and run pytest; return its exit code."""
     sys.path.insert(0, str(scratch))
+    # Bind the package to the scratch copy now: pytest puts the repository root (where the
+    # root conftest.py is) first on sys.path, which would import the unmutated package.
+    import mi_helpers  # noqa: F401
+
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
@@ -408,10 +412,11 @@ def _run_child(scratch: Path, tests: list[str], log: Path) -> int:
             "-p", "no:threadexception", "-o", "addopts=", "--no-header",
             "-W", "ignore::DeprecationWarning", *tests]
     code = pytest.main(args)
-    import mi_helpers  # noqa: F401  (which copy ran, for the log)
-
-    print("package:", sys.modules["mi_helpers"].__file__)
+    ran = sys.modules["mi_helpers"].__file__
+    print("package:", ran)
     sys.stdout.flush()
+    if not Path(ran).resolve().is_relative_to(scratch.resolve()):
+        return 98  # the tests ran another copy of the package: not a measurement
     return int(code)
 
 

@@ -43,6 +43,18 @@ def test_keeping_every_head_is_the_plain_model(setup):
     assert ev.empty == pytest.approx(by_hand, abs=1e-5)
 
 
+def test_a_circuit_takes_the_model_s_graph(setup):
+    """A circuit is scored as its heads; one built on the graph of a smaller model (whose
+    heads all exist here too) is refused, not silently read as this model's heads."""
+    from mi_helpers.core.graph import Circuit, CircuitGraph
+    model, _, ev, _ = setup
+    own = Circuit.from_heads(CircuitGraph.from_model(model), [(0, 1), (1, 2)])
+    assert ev.score(own) == pytest.approx(ev.score([(0, 1), (1, 2)]), abs=1e-6)
+    small = Circuit.from_heads(CircuitGraph(2, model.cfg.n_heads), [(0, 1), (1, 2)])
+    with pytest.raises(ValueError, match="built for a model with 2 layers"):
+        ev.score(small)
+
+
 def test_positions_restrict_a_head(setup):
     model, data, ev, means = setup
     everywhere = CircuitEvaluator(model, data.tokens, data.metric, means,

@@ -52,6 +52,21 @@ def test_abc_corruption_keeps_shape_and_drops_names(zoo4):
     assert torch.equal(abc.io_ids, data.io_ids)  # the metric keeps the clean answers
 
 
+def test_abc_corruption_needs_three_other_names_per_prompt(zoo4):
+    """Each prompt's IO and S come from the dataset's three names: five names leave
+    exactly three others (enough), four leave two (refused, with the reason)."""
+    from mi_helpers.circuits.ioi import abc_corruption, ioi_dataset
+    three = ["Mary", "John", "Anna"]
+    data = ioi_dataset(zoo4, 4, names=three)
+    extra = [n for n in ioi_dataset(zoo4, 12).io if n not in three]
+    extra = sorted(set(extra))[:2]
+    abc = abc_corruption(data, zoo4, names=three + extra)
+    for corrupt in abc.prompts:
+        assert set(corrupt.split()) & set(three + extra)
+    with pytest.raises(ValueError, match="three names other than its IO and S"):
+        abc_corruption(data, zoo4, names=three + extra[:1])
+
+
 def test_bad_names_and_templates_are_named(zoo4):
     from mi_helpers.circuits.ioi import ioi_dataset
     with pytest.raises(ValueError, match="Zebedee"):

@@ -46,3 +46,23 @@ def test_noise_at_one_position_given_as_an_int(tiny_model):
     assert noisy[0, 2].abs().min() > 0 and noisy[0, [0, 1, 3, 4]].abs().max() == 0
     with pytest.raises(IndexError, match="pos index 9"):
         embedding_noise_hook(tiny_model, tokens, [9])
+
+
+def test_one_head_swept_over_layers_is_patched_at_each_layer(tiny_model):
+    """A replayed pass keeps to one layer: with one head swept, the patches at layers 0
+    and 1 differ only in their layer and must not share a pass (nor its layer)."""
+    from mi_helpers.circuits.patching import activation_patching
+
+    clean = tiny_model.to_tokens(["Mary likes the cat", "John likes the dog"])
+    corrupted = tiny_model.to_tokens(["Anna hates the cat", "Paul hates the dog"])
+
+    def metric(logits):
+        return logits[:, -1, :20].mean()
+
+    kwargs = {"heads": [1], "patches_per_pass": 4}
+    replayed = activation_patching(tiny_model, clean, corrupted, metric, "z", **kwargs)
+    hooked = activation_patching(tiny_model, clean, corrupted, metric, "z", replay=False,
+                                 **kwargs)
+    assert replayed.values.shape == (2, 1)
+    assert torch.allclose(replayed.values, hooked.values, atol=1e-5)
+    assert (hooked.values[0] - hooked.values[1]).abs().max() > 1e-4  # the layers differ

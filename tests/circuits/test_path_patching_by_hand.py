@@ -88,11 +88,12 @@ def by_hand(model, clean, corrupted, metric, senders, receivers="logits", positi
         return metric(logits).item()
 
 
-def test_path_to_the_logits_freezes_the_other_heads(setup):
+@pytest.mark.parametrize("replay", [True, False])
+def test_path_to_the_logits_freezes_the_other_heads(setup, replay):
     model, clean, corrupted, metric = setup
-    senders = [[(0, 1)], [(1, 2)], [(0, 0), (1, 3)], [(0, 3)]]
+    senders = [[(0, 1)], [(1, 2)], [(0, 0), (1, 3)], [(0, 3)], [(2, 1), (0, 2)]]
     result = path_patching(model, clean, corrupted, metric, "logits", senders=senders,
-                           patches_per_pass=3)
+                           patches_per_pass=3, replay=replay)
     expected = [by_hand(model, clean, corrupted, metric, s) for s in senders]
     assert result.values.tolist() == pytest.approx(expected, abs=1e-4)
     assert result.axes == ("sender_set",) and result.coords["sender_set"][2] == ((0, 0), (1, 3))
@@ -105,13 +106,14 @@ def test_path_to_the_logits_freezes_the_other_heads(setup):
     assert result.corrupted == pytest.approx(metric(model(corrupted)).item(), abs=1e-5)
 
 
-def test_path_to_heads_at_one_position_per_prompt(setup):
+@pytest.mark.parametrize("replay", [True, False])
+def test_path_to_heads_at_one_position_per_prompt(setup, replay):
     model, clean, corrupted, metric = setup
     receivers = [(2, 0, "k"), (2, 1, "q"), (1, 2, "v")]
     positions = torch.tensor([clean.shape[1] - 1, 2])  # the last token, then an earlier one
     senders = [[(0, 2)], [(0, 1), (0, 3)]]
     result = path_patching(model, clean, corrupted, metric, receivers, senders=senders,
-                           receiver_positions=positions, patches_per_pass=1)
+                           receiver_positions=positions, patches_per_pass=1, replay=replay)
     expected = [by_hand(model, clean, corrupted, metric, s, receivers, positions) for s in senders]
     assert result.values.tolist() == pytest.approx(expected, abs=1e-4)
     everywhere = by_hand(model, clean, corrupted, metric, senders[0], receivers)
@@ -121,10 +123,11 @@ def test_path_to_heads_at_one_position_per_prompt(setup):
         (everywhere, unfrozen, expected[0])
 
 
-def test_default_grid_is_every_head_before_the_first_receiver(setup):
+@pytest.mark.parametrize("replay", [True, False])
+def test_default_grid_is_every_head_before_the_first_receiver(setup, replay):
     model, clean, corrupted, metric = setup
     receivers = [(2, 0, "q"), (2, 2, "k")]
-    grid = path_patching(model, clean, corrupted, metric, receivers)
+    grid = path_patching(model, clean, corrupted, metric, receivers, replay=replay)
     assert grid.axes == ("layer", "head") and grid.values[2].isnan().all()
     assert grid.coords == {"layer": [0, 1, 2], "head": [0, 1, 2, 3]}
     expected = torch.tensor([[by_hand(model, clean, corrupted, metric, [(layer, head)], receivers)

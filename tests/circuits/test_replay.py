@@ -279,3 +279,68 @@ def test_big_models_are_checked_on_every_sweep(tiny_model, monkeypatch):
     clean, corrupted = prompts(tiny_model)
     Replay(tiny_model).run(clean)
     assert not replay_module._VOUCHED and Replay(tiny_model).run_from_weights(clean) is None
+
+
+def test_fingerprint_size_limit_and_devices(tiny_model, monkeypatch):
+    """Fingerprinted up to exactly FINGERPRINT_MAX_BYTES parameter bytes, not above; a model
+    with any parameter off the CPU is not fingerprinted (hashing it would cost a copy)."""
+    from types import SimpleNamespace
+    size = sum(p.numel() * p.element_size() for p in tiny_model.parameters())
+    monkeypatch.setattr(replay_module, "FINGERPRINT_MAX_BYTES", size)
+    digest = replay_module._fingerprint(tiny_model)
+    assert isinstance(digest, bytes) and len(digest) > 0
+    monkeypatch.setattr(replay_module, "FINGERPRINT_MAX_BYTES", size - 1)
+    assert replay_module._fingerprint(tiny_model) is None
+    split = SimpleNamespace(parameters=lambda: [torch.ones(3), torch.ones(3, device="meta")])
+    assert replay_module._fingerprint(split) is None
+
+
+def test_the_check_bounds_the_relative_logit_difference(model, monkeypatch):
+    """A run is refused when its largest absolute logit difference, over the model's largest
+    absolute logit (at least 1), exceeds LOGIT_TOLERANCE, and accepted below it: a planted
+    difference of -d in one replayed logit sits just above or below the tolerance."""
+    clean, _ = prompts(model)
+    rp = Replay(model)
+    real_cache, d = rp._cache, 0.1
+    scale = max(1.0, model(clean).abs().max().item())
+
+    def shifted(embed):
+        state = real_cache(embed)
+        state.logits = state.logits.clone()
+        state.logits[1, -1, 3] -= d
+        return state
+
+    monkeypatch.setattr(rp, "_cache", shifted)
+    monkeypatch.setattr(replay_module.edge_model, "LOGIT_TOLERANCE", 0.9 * d / scale)
+    with pytest.raises(ValueError, match="does not reproduce"):
+        rp.run(clean)
+    monkeypatch.setattr(replay_module.edge_model, "LOGIT_TOLERANCE", 1.1 * d / scale)
+    rp.run(clean)
+
+
+def test_an_unchecked_run_vouches_for_no_other_replay(model, monkeypatch):
+    """Runs with corruption hooks, or whose embeddings the weights do not give, leave
+    nothing for a later Replay of the same model to trust."""
+    monkeypatch.setattr(replay_module, "_VOUCHED", weakref.WeakKeyDictionary())
+    clean, corrupted = prompts(model)
+    Replay(model).run(clean, fwd_hooks=[embedding_noise_hook(model, clean, [1])])
+    assert Replay(model).run_from_weights(corrupted) is None
+    rp = Replay(model)
+    real = rp._embed
+    monkeypatch.setattr(rp, "_embed", lambda tokens: real(tokens) + 1e-3)
+    rp.run(clean)
+    assert Replay(model).run_from_weights(corrupted) is None
+    Replay(model).run(clean)
+    assert Replay(model).run_from_weights(corrupted) is not None
+
+
+def test_resid_post_of_a_four_layer_model(ioi):
+    """resid_post at layer l is resid_pre at l + 1 (the final residual after the last): on
+    four layers, where layer l - 1 would be another layer (on two it wraps to the right one)."""
+    model, data, _ = ioi
+    rp = Replay(model)
+    names = [hook_name("resid_post", layer) for layer in range(model.cfg.n_layers)]
+    state, _, cache = rp.run(data.tokens, hooks=names)
+    for layer, name in enumerate(names):
+        assert torch.allclose(rp.activation(state, "resid_post", layer), cache[name],
+                              atol=ATOL), name

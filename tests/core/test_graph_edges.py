@@ -24,6 +24,8 @@ def test_senders_and_edges_into_cover_every_edge_once():
         Node(1, "head", 0), "q").start == 1 + 3  # embed, L0H0, L0H1, MLP0
     with pytest.raises(KeyError, match="no input 'q'"):
         graph.edges_into(Node(0, "mlp"), "q")
+    with pytest.raises(KeyError, match="embed has no input 'in'"):  # the embeddings read nothing
+        graph.edges_into(graph.node("embed"))
 
 
 def test_circuit_mask_round_trip():
@@ -33,6 +35,7 @@ def test_circuit_mask_round_trip():
     mask = circuit.mask
     assert mask.dtype == torch.bool and mask.sum() == 3
     assert Circuit.from_mask(graph, mask) == circuit
+    assert Circuit.from_mask(graph, mask.tolist()) == circuit  # a list of booleans works too
     assert mask[graph.edge_index[edges[2]]]
     with pytest.raises(ValueError, match="one entry per edge"):
         Circuit.from_mask(graph, mask[:-1])

@@ -16,6 +16,7 @@ from mi_helpers.features.lens import (
     TunedLens,
     _lens_loss,
     kl_to_final,
+    lens_kl,
     lens_logits,
     target_rank_and_prob,
     top_tokens,
@@ -93,6 +94,26 @@ def test_lens_reads_each_layers_residual(tiny_model):
                 assert torch.allclose(ours[layer], expected, atol=1e-5), (site, layer)
 
 
+def test_lens_at_chosen_positions_and_lens_kl_in_batches(tiny_model):
+    """One position per prompt picks that prompt's row (batch 5 != pos 6, so a wrong axis
+    cannot pass); lens_kl, batch by batch, is the mean KL(final || layer) over every
+    position of every prompt, whatever the batch size (5 prompts: a last partial batch)."""
+    gen = torch.Generator().manual_seed(3)
+    tokens = torch.randint(1, tiny_model.cfg.d_vocab, (5, 6), generator=gen)
+    full = lens_logits(tiny_model, tokens)  # layer batch pos d_vocab
+    where = torch.tensor([5, 0, 3, 2, 4])
+    picked = lens_logits(tiny_model, tokens, positions=where)
+    assert picked.shape == (full.shape[0], 5, full.shape[-1])
+    for row, pos in enumerate(where.tolist()):
+        assert torch.allclose(picked[:, row], full[:, row, pos], atol=1e-5)
+    assert torch.allclose(lens_logits(tiny_model, tokens, positions=-1), full[:, :, -1], atol=1e-5)
+    by_hand = torch.stack([kl(full[-1], full[layer]).mean() for layer in range(len(full))])
+    assert by_hand[:-1].min() > 1e-4  # the layers do differ from the final one
+    for batch_size in (1, 2, 5, 16):
+        assert torch.allclose(lens_kl(tiny_model, tokens, batch_size=batch_size), by_hand,
+                              rtol=1e-3, atol=1e-8), batch_size
+
+
 def test_rank_and_probability_by_hand():
     logits = torch.tensor([[[[0.0, 2.0, 1.0, 2.0], [5.0, 0.0, 0.0, 0.0]],
                             [[1.0, 1.0, 1.0, 3.0], [0.0, 0.0, 9.0, 0.0]]]])  # 1 layer, 2 x 2 pos
@@ -166,3 +187,17 @@ def test_each_heads_and_mlps_attribution_by_hand(tiny_model):
     directions = torch.randn(3, tiny_model.cfg.d_model)
     assert torch.allclose(direction_logits(tiny_model, directions),
                           directions @ tiny_model.W_U.detach(), atol=1e-6)
+
+
+def test_attribution_at_chosen_positions_and_tokens(tiny_model):
+    """One position per prompt and a [2, 2] block of token ids (read flat) pick exactly
+    those entries of the full readout; batch 5 != pos 6, so a wrong axis cannot pass."""
+    gen = torch.Generator().manual_seed(4)
+    tokens = torch.randint(1, tiny_model.cfg.d_vocab, (5, 6), generator=gen)
+    where, vocab = torch.tensor([5, 0, 3, 2, 4]), torch.tensor([[7, 3], [11, 2]])
+    rows = torch.arange(5)
+    for readout in (head_logits, mlp_logits):
+        full = readout(tiny_model, tokens)  # ... batch pos d_vocab
+        picked = readout(tiny_model, tokens, positions=where, vocab=vocab)
+        expected = full[..., rows, where, :][..., vocab.flatten()]
+        assert picked.shape == expected.shape and torch.allclose(picked, expected, atol=1e-5)

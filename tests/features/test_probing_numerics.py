@@ -198,3 +198,30 @@ def test_selectivity_is_real_minus_control_and_labels_are_checked():
     assert check_labels(torch.tensor([1.0, 0.0]), 2).dtype == torch.long
     with pytest.raises(ValueError, match=r"exactly 0 or 1, got the values \[0.5\]"):
         check_labels(torch.tensor([0.0, 0.5, 1.0]), 3)
+
+
+def test_group_splits_hold_out_whole_groups():
+    """The held-out groups' rows are exactly the test split; the other 30 rows (15 per
+    class) split per class 9 / 3 + 3 for val_fraction 0.4: 18 train and 12 validation."""
+    from mi_helpers.features.probing import group_splits
+    groups = ["a", "b", "c", "d"] * 10
+    labels = (torch.arange(40) // 4) % 2  # both classes in every group
+    train, val, test = group_splits(groups, labels, {"b"}, val_fraction=0.4, seed=0)
+    rest = [i for i, g in enumerate(groups) if g != "b"]
+    assert test.tolist() == [i for i, g in enumerate(groups) if g == "b"]
+    assert sorted(train.tolist() + val.tolist()) == rest
+    assert train.tolist() == sorted(train.tolist()) and val.tolist() == sorted(val.tolist())
+    assert (len(train), len(val)) == (18, 12)
+    assert int(labels[train].sum()) == 9 and int(labels[val].sum()) == 6
+
+
+def test_half_precision_activations_are_fitted_in_float32():
+    """A float16 model's activations give the probe fitted on their float32 values."""
+    from mi_helpers.features.probing import fit_probe
+    gen = torch.Generator().manual_seed(5)
+    acts = torch.randn(80, 3, generator=gen).half()
+    labels = (acts[:, 0].float() + 0.5 * acts[:, 1].float() > 0).long()
+    half, single = fit_probe(acts, labels), fit_probe(acts.float(), labels)
+    assert half.direction.dtype == torch.float32
+    assert torch.allclose(half.direction, single.direction, atol=1e-5)
+    assert half.bias == pytest.approx(single.bias, abs=1e-5)

@@ -86,6 +86,28 @@ def test_residual_map_recovers_a_map_despite_offsets():
     assert map_quality(resid_a, resid_b, ridge) > 0.999
 
 
+def test_ridge_map_is_penalised_least_squares_and_procrustes_recovers_a_rotation():
+    """Ridge = least squares on A stacked with sqrt(penalty) x I against B stacked with zeros
+    (a second formula), penalty = ridge x the mean of diag(A^T A); Procrustes recovers a
+    planted rotation whatever the two streams' scales and offsets."""
+    gen = torch.Generator().manual_seed(3)
+    resid_a = torch.randn(60, 4, generator=gen) * torch.tensor([1.0, 2.0, 0.1, 3.0]) + 5
+    resid_b = resid_a @ torch.randn(4, 3, generator=gen) + torch.randn(60, 3, generator=gen)
+    a = (resid_a - resid_a.mean(0)).double()
+    b = (resid_b - resid_b.mean(0)).double()
+    penalty = 0.1 * (a ** 2).sum(0).mean()
+    stacked = torch.linalg.lstsq(torch.cat([a, penalty.sqrt() * torch.eye(4, dtype=a.dtype)]),
+                                 torch.cat([b, torch.zeros(4, 3, dtype=b.dtype)])).solution
+    ridge = residual_map(resid_a, resid_b, ridge=0.1)
+    assert torch.allclose(ridge, stacked.float(), atol=1e-5)
+    assert not torch.allclose(ridge, residual_map(resid_a, resid_b, method="lstsq"), atol=1e-2)
+    rotation = torch.linalg.qr(torch.randn(4, 4, generator=gen)).Q
+    rotated = 3 * resid_a @ rotation - 2
+    procrustes = residual_map(resid_a, rotated, method="procrustes")
+    assert torch.allclose(procrustes, rotation, atol=1e-5)
+    assert map_quality(resid_a, rotated, procrustes) == pytest.approx(1.0, abs=1e-6)
+
+
 def test_map_quality_is_r_squared_on_centred_data():
     gen = torch.Generator().manual_seed(2)
     resid_a = torch.randn(400, 3, generator=gen) + 5
@@ -106,6 +128,8 @@ def test_mapped_directions_follow_the_pairs():
     assert sims.tolist() == pytest.approx([1.0, 0.0, 1.0], abs=1e-6)
     sims = mapped_direction_similarity(dirs_a, dirs_b, mapping, torch.tensor([2, 0, 1]))
     assert sims.tolist() == pytest.approx([-2 ** -0.5, 2 ** -0.5, 0.0], abs=1e-6)
+    as_list = mapped_direction_similarity(dirs_a, dirs_b, mapping, [2, 0, 1])  # a list works
+    assert torch.equal(as_list, sims)
 
 
 def test_latent_centroids_by_hand():
