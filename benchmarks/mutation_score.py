@@ -586,7 +586,7 @@ def score_table(results: list[dict]) -> tuple[str, dict]:
 def _row(label: str, counts: Counter) -> str:
     killed, survived, equivalent = counts["killed"], counts["survived"], counts["equivalent"]
     scored = killed + survived
-    score = f"{100 * killed / scored:.0f}%" if scored else "-"
+    score = f"{100 * killed / scored:.1f}%" if scored else "-"
     return (f"| {label} | {killed + survived + equivalent} | {killed} | {survived} | "
             f"{equivalent} | {score} |")
 
