@@ -55,7 +55,9 @@ def main() -> None:
     args = parser.parse_args()
     _, table = timed([sys.executable, "-m", "mi_helpers", "run"])
     per_notebook = {m.group(1): float(m.group(2)) for m in
-                    re.finditer(r"^(\d\d_\S+\.ipynb)\s+ok\s+([\d.]+)$", table, re.M)}
+                    re.finditer(r"^(\d\d_\S+\.ipynb)\s+([\d.]+)\s+ok$", table, re.M)}
+    if not per_notebook:  # the runner's table changed: say so rather than drop the rows
+        sys.exit(f"no 'notebook seconds ok' rows in the runner's table:\n{table}")
     if args.pytest_log:
         pytest_s, summary = pytest_summary(args.pytest_log.read_text())
     else:
