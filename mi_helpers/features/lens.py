@@ -52,6 +52,8 @@ __all__ = ["Lens", "TunedLens", "lens_logits", "lens_kl", "residual_stack", "kl_
 
 WEIGHTS_FILE = "tuned_lens.safetensors"
 CONFIG_FILE = "tuned_lens.json"
+#: :func:`lens_kl` sizes its passes so one pass's lens logits take about this many bytes.
+LENS_PASS_BYTES = 2**28
 
 
 class Lens(nn.Module):
@@ -210,14 +212,27 @@ def _check_lens(model, lens: Lens | None) -> Lens:
 
 
 def lens_kl(model, tokens: Int[Tensor, "batch pos"], lens: Lens | None = None,
-            batch_size: int = 16) -> Float[Tensor, "layer"]:
+            batch_size: int | None = None) -> Float[Tensor, "layer"]:
     """Each layer's mean ``KL(final || lens)`` over every position of ``tokens``.
 
     The same as ``kl_to_final(lens_logits(...))``, but batch by batch, so memory does not
     grow with the dataset (what a 50k-token vocabulary needs).
+
+    Args:
+        model: a TransformerLens model.
+        tokens: the sequences to score, ``[batch, pos]``.
+        lens: the lens to score; default the logit lens.
+        batch_size: prompts per pass; default as many as keep one pass's
+            ``[layer, batch, pos, d_vocab]`` logits near ``LENS_PASS_BYTES`` (at most 16).
+
+    Returns:
+        ``[n_layers]``: the last entry is 0 at the default site (the lens is the output).
     """
     tokens = check_tokens(model, tokens)
     lens = _check_lens(model, lens)
+    if batch_size is None:
+        row_bytes = (model.cfg.n_layers + 1) * tokens.shape[1] * model.cfg.d_vocab * 4
+        batch_size = max(1, min(16, LENS_PASS_BYTES // row_bytes))
     check_positive("batch_size", batch_size, integer=True)
     total = None
     for start in range(0, len(tokens), batch_size):

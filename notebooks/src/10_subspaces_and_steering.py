@@ -397,15 +397,15 @@ else:
 
 # %%
 lens_tokens = token_chunks(ioi_model, corpus_sentences(1500, seed=1), 32)
-LENS_STEPS = {"steps": 200} if IOI_MODEL.startswith("zoo") else {"steps": 100, "tokens_per_step": 256}
+# a hub model's 50,257-token unembedding: fewer positions per step (as in notebook 01)
+LENS_STEPS = {"steps": 200} if IOI_MODEL.startswith("zoo") else {"steps": 100, "tokens_per_step": 32}
 tuned, _ = train_tuned_lens(ioi_model, lens_tokens, **LENS_STEPS, progress=False)
 source = token_chunks(ioi_model, corpus_sentences(500, seed=2), 24)[:192]
 gen = torch.Generator().manual_seed(0)
 positions = torch.randint(4, source.shape[1], (len(source),), generator=gen)
-index = torch.arange(len(source))
-logit_lens = lens_logits(ioi_model, source)[:, index, positions]
+logit_lens = lens_logits(ioi_model, source, positions=positions)  # layer batch d_vocab
 with torch.no_grad():
-    tuned_lens = lens_logits(ioi_model, source, tuned)[:, index, positions]
+    tuned_lens = lens_logits(ioi_model, source, tuned, positions=positions)
 final = logit_lens[-1]  # the last layer's lens is the model's output
 words = ["cat", "dog", "Mary", "house", "table"]
 target = ioi_model.to_tokens(identity_prompt(ioi_model, words) + " " + words[0])

@@ -114,6 +114,29 @@ def test_lens_at_chosen_positions_and_lens_kl_in_batches(tiny_model):
                               rtol=1e-3, atol=1e-8), batch_size
 
 
+def test_lens_kl_sizes_its_passes_by_memory(tiny_model, monkeypatch):
+    """By default one pass holds at most 16 prompts and no more than LENS_PASS_BYTES of lens
+    logits (at least one prompt): a 50k-token vocabulary gets small passes, the same KL."""
+    import mi_helpers.features.lens as lens_module
+
+    gen = torch.Generator().manual_seed(4)
+    tokens = torch.randint(1, tiny_model.cfg.d_vocab, (40, 6), generator=gen)
+    seen = []
+    real = lens_module.lens_logits
+    monkeypatch.setattr(lens_module, "lens_logits",
+                        lambda model, rows, lens=None: seen.append(len(rows)) or real(model, rows, lens))
+    expected = lens_kl(tiny_model, tokens, batch_size=40)
+    seen.clear()
+    assert torch.allclose(lens_kl(tiny_model, tokens), expected, rtol=1e-4)
+    assert seen == [16, 16, 8]
+    row_bytes = (tiny_model.cfg.n_layers + 1) * 6 * tiny_model.cfg.d_vocab * 4
+    for budget, per_pass in ((3 * row_bytes, 3), (row_bytes // 2, 1)):
+        monkeypatch.setattr(lens_module, "LENS_PASS_BYTES", budget)
+        seen.clear()
+        assert torch.allclose(lens_kl(tiny_model, tokens), expected, rtol=1e-4)
+        assert max(seen) == per_pass and sum(seen) == 40, (budget, seen)
+
+
 def test_rank_and_probability_by_hand():
     logits = torch.tensor([[[[0.0, 2.0, 1.0, 2.0], [5.0, 0.0, 0.0, 0.0]],
                             [[1.0, 1.0, 1.0, 3.0], [0.0, 0.0, 9.0, 0.0]]]])  # 1 layer, 2 x 2 pos
