@@ -23,18 +23,22 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from transformer_lens.model_bridge.exceptions import StopAtLayerException
+
 from .checks import check_device, check_positions, check_positive, check_tokens
-from .hooks import check_hook_names
+from .hooks import blocks_needed, check_hook_names
 
 __all__ = ["FwdHook", "run_cached", "iter_activations", "collect_activations", "token_rows"]
 
+#: The hook on the final norm's input: a pass stopped there skips the unembedding.
+FINAL_NORM_INPUT = "ln_final.hook_in"
 #: A TransformerLens forward hook: a hook name and ``fn(activation, hook) -> activation``.
 FwdHook = tuple[str, Callable]
 
 
 def run_cached(model, tokens: Int[Tensor, "batch pos"], hooks: Sequence[str],
-               fwd_hooks: Sequence[FwdHook] = ()
-               ) -> tuple[Float[Tensor, "batch pos d_vocab"], dict[str, Tensor]]:
+               fwd_hooks: Sequence[FwdHook] = (), stop_early: bool = False
+               ) -> tuple[Float[Tensor, "batch pos d_vocab"] | None, dict[str, Tensor]]:
     """Run once (no gradients) with ``fwd_hooks`` applied, caching only ``hooks``.
 
     Args:
@@ -42,18 +46,35 @@ def run_cached(model, tokens: Int[Tensor, "batch pos"], hooks: Sequence[str],
         tokens: ``[batch, pos]`` token ids.
         hooks: hook names to keep, e.g. ``[hook_name("z", 0)]``.
         fwd_hooks: ``(name, fn)`` pairs applied during the run; removed afterwards.
+        stop_early: the logits are not needed: stop after the last block that a hook in
+            ``hooks`` needs (:func:`~.hooks.blocks_needed`), skipping the later blocks
+            and the unembedding (on gpt2, a 50,257-token matrix multiply per token).
 
     Returns:
-        The logits and ``{hook: activation}`` for the named hooks that ran.
+        The logits (``None`` when the pass stopped early) and ``{hook: activation}`` for
+        the named hooks that ran.
 
     Raises:
         KeyError: a hook name does not exist (the message suggests close ones).
     """
     wanted = dict.fromkeys(check_hook_names(model, hooks))  # ordered, no duplicates
     tokens = check_tokens(model, tokens).to(model.cfg.device)
-    with torch.no_grad(), model.hooks(fwd_hooks=list(fwd_hooks)):
-        logits, cache = model.run_with_cache(tokens, names_filter=lambda n: n in wanted)
-    return logits, _by_requested_name(cache, wanted)
+    fwd_hooks = list(fwd_hooks)
+    stop = blocks_needed(model, [*wanted, *(name for name, _ in fwd_hooks)]) if stop_early else None
+    if stop == model.cfg.n_layers:  # every block: stop at the final norm, before the unembedding
+        stop = None
+        if FINAL_NORM_INPUT in model.hook_dict:
+            fwd_hooks.append((FINAL_NORM_INPUT, _stop_pass))
+    stopped = stop is not None or _stop_pass in (fn for _, fn in fwd_hooks)
+    with torch.no_grad(), model.hooks(fwd_hooks=fwd_hooks):
+        logits, cache = model.run_with_cache(tokens, names_filter=lambda n: n in wanted,
+                                             **({} if stop is None else {"stop_at_layer": stop}))
+    return (None if stopped else logits), _by_requested_name(cache, wanted)
+
+
+def _stop_pass(act: Tensor, hook) -> Tensor:
+    """Ends a pass the way the bridge's own ``stop_at_layer`` does (it catches this)."""
+    raise StopAtLayerException(act)
 
 
 def _by_requested_name(cache, wanted) -> dict[str, Tensor]:
@@ -84,7 +105,7 @@ def iter_activations(model, tokens: Int[Tensor, "batch pos"], hooks: Sequence[st
     starts = range(0, len(tokens), batch_size)
     for start in tqdm(starts, desc=desc, disable=not progress):
         rows = slice(start, start + batch_size)
-        yield rows, run_cached(model, tokens[rows], hooks, fwd_hooks)[1]
+        yield rows, run_cached(model, tokens[rows], hooks, fwd_hooks, stop_early=True)[1]
 
 
 def token_rows(act: Float[Tensor, "batch pos ..."], drop_bos: bool = False

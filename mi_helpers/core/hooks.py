@@ -30,7 +30,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["SITES", "hook_name", "layer_hooks", "check_hook_names", "check_writable_hooks"]
+__all__ = ["SITES", "hook_name", "layer_hooks", "check_hook_names", "check_writable_hooks",
+           "blocks_needed"]
 
 SITES: dict[str, str] = {
     "embed": "hook_embed",
@@ -109,3 +110,22 @@ def check_writable_hooks(model, hooks: Iterable[str]) -> list[str]:
             if name.endswith(SITES[site].split("}")[-1]) and "blocks." in name:
                 raise ValueError(f"cannot change {name}: {why}")
     return hooks
+
+
+def blocks_needed(model, hooks: Iterable[str]) -> int | None:
+    """How many blocks a forward pass must run for every hook in ``hooks`` to fire.
+
+    ``None`` when one of them lies after the last block (e.g. ``ln_final.hook_scale``):
+    then only a whole pass will do. Otherwise the pass may stop after that many blocks
+    (all of them at most), skipping the later blocks and the unembedding.
+    """
+    deepest = -1
+    for name in hooks:
+        if not isinstance(name, str):  # a hook filter: it may match any hook
+            return None
+        parts = name.split(".")
+        if parts[0] == "blocks" and len(parts) > 2 and parts[1].isdigit():
+            deepest = max(deepest, int(parts[1]))
+        elif not name.startswith(("hook_embed", "hook_pos_embed")):
+            return None
+    return max(1, deepest + 1)

@@ -92,11 +92,11 @@ sae_tokens = token_chunks(model, corpus_sentences(3000, seed=0), 64)  # text to 
 if committed.is_dir():
     sae = load_sae(committed, device=model.cfg.device)
     print(f"loaded the SAE saved for notebook 03: {committed.relative_to(SAES_DIR.parent.parent)}")
-else:  # a hub model: train a small one here (notebook 03 shows how to do it well)
-    sae = build_sae(d_in=model.cfg.d_model, d_sae=8 * model.cfg.d_model, architecture="topk",
+else:  # a hub model: train a small one here, briefly (notebook 03 shows how to do it well)
+    sae = build_sae(d_in=model.cfg.d_model, d_sae=4 * model.cfg.d_model, architecture="topk",
                     k=16, hook_name=HOOK, device=model.cfg.device)
     acts = collect_activations(model, sae_tokens, [HOOK], drop_bos=True)[HOOK]
-    train_sae(sae, ActivationBuffer.from_tensor(acts, acts_per_batch=1024), steps=500, lr=3e-3,
+    train_sae(sae, ActivationBuffer.from_tensor(acts, acts_per_batch=512), steps=200, lr=3e-3,
               progress=False)
 latents = SAELatentReader(sae, label="TopK SAE")
 neurons = NeuronReader(model, layer=model.cfg.n_layers // 2 - 1)
@@ -265,12 +265,14 @@ mlp_hook = neurons.hook
 
 
 def mlp_sae(m):
-    """A TopK SAE (2 latents per neuron) on one model's MLP neurons, trained briefly."""
+    """A TopK SAE (2 latents per neuron) on one model's MLP neurons, trained briefly; on a
+    hub model's wide MLP (3,072 neurons on gpt2) one latent per neuron and a shorter run."""
     acts = collect_activations(m, sae_tokens, [mlp_hook], drop_bos=True)[mlp_hook]
-    autoencoder = build_sae(d_in=m.cfg.d_mlp, d_sae=2 * m.cfg.d_mlp, architecture="topk", k=16,
-                            hook_name=mlp_hook, device=m.cfg.device)
-    train_sae(autoencoder, ActivationBuffer.from_tensor(acts, acts_per_batch=1024), steps=300,
-              lr=3e-3, progress=False)
+    small = m.cfg.d_mlp <= 1024
+    autoencoder = build_sae(d_in=m.cfg.d_mlp, d_sae=(2 if small else 1) * m.cfg.d_mlp,
+                            architecture="topk", k=16, hook_name=mlp_hook, device=m.cfg.device)
+    train_sae(autoencoder, ActivationBuffer.from_tensor(acts, acts_per_batch=1024 if small else 256),
+              steps=300 if small else 100, lr=3e-3, progress=False)
     return autoencoder
 
 

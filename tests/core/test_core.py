@@ -94,6 +94,48 @@ def test_collector_rows_positions_and_bos(tiny_model):
         collect_activations(tiny_model, tokens, [hook], positions=1, drop_bos=True)
 
 
+def test_collector_stops_after_the_last_block_it_needs(tiny_model, monkeypatch):
+    """Collecting from block 0 of a 2-layer model runs block 0 only (no block 1, no
+    unembedding: what makes collection on gpt2 cheap), with the same activations as a whole
+    pass; an intervention in a later block runs that block, and hooks after the blocks
+    need the whole pass; every block but no unembedding when only block hooks are read."""
+    from mi_helpers.core.hooks import blocks_needed
+
+    assert blocks_needed(tiny_model, [hook_name("resid_post", 0), hook_name("z", 0)]) == 1
+    assert blocks_needed(tiny_model, ["hook_embed", hook_name("mlp_out", 0)]) == 1
+    assert blocks_needed(tiny_model, [hook_name("resid_pre", 1)]) == 2  # both blocks
+    assert blocks_needed(tiny_model, [hook_name("resid_post", 0), "ln_final.hook_scale"]) is None
+    assert blocks_needed(tiny_model, [lambda name: True]) is None
+    tokens = tiny_model.to_tokens(["Mary likes the cat .", "John sees a dog near Mary"])
+    hook = hook_name("resid_post", 0)
+    _, whole = run_cached(tiny_model, tokens, [hook])
+    stops = []
+    real = tiny_model.run_with_cache
+    monkeypatch.setattr(tiny_model, "run_with_cache",
+                        lambda *a, **k: stops.append(k.get("stop_at_layer")) or real(*a, **k))
+    rows = collect_activations(tiny_model, tokens, [hook])[hook]
+    assert stops == [1]
+    assert torch.allclose(rows, whole[hook].reshape(-1, 32), atol=1e-6)
+    unembedded = []
+    handle = tiny_model.unembed.register_forward_hook(lambda *args: unembedded.append(1))
+    try:
+        later = [(hook_name("resid_post", 1), lambda act, hook: act)]
+        list(iter_activations(tiny_model, tokens, [hook], fwd_hooks=later))
+        assert stops[-1] is None and not unembedded  # both blocks, but no unembedding
+        last = hook_name("resid_post", 1)
+        rows = collect_activations(tiny_model, tokens, [last])[last]
+        assert not unembedded
+        assert torch.allclose(rows, run_cached(tiny_model, tokens, [last])[1][last].reshape(-1, 32),
+                              atol=1e-6)
+        assert unembedded  # a plain run unembeds and keeps its logits
+        logits, _ = run_cached(tiny_model, tokens, [hook])
+        assert stops[-1] is None and logits.shape[-1] == tiny_model.cfg.d_vocab
+        assert "ln_final.hook_scale" in collect_activations(tiny_model, tokens,
+                                                            ["ln_final.hook_scale"])
+    finally:
+        handle.remove()
+
+
 def test_graph_counts_and_order():
     graph = CircuitGraph(2, 3)
     # nodes: embed, 3 heads + MLP per layer, logits
