@@ -183,6 +183,12 @@ CASES = {
     "probe_sweep labels of the wrong length": (
         lambda m: features.probe_sweep(m, tokens(m), torch.tensor([0, 1]), progress=False),
         ValueError, "one 0/1 label per example"),
+    "probe_rows given one tensor instead of {hook: activations}": (
+        lambda m: features.probe_rows(torch.randn(6, 4), torch.tensor([0, 1] * 3)), TypeError,
+        "acts must be a dict"),
+    "probe_rows labels of the wrong length": (
+        lambda m: features.probe_rows({"h": torch.randn(6, 4)}, torch.tensor([0, 1])), ValueError,
+        "one 0/1 label per example"),
     "build_sae unknown architecture": (
         lambda m: sae.build_sae(d_in=8, d_sae=16, architecture="batchtopk"), ValueError,
         "unknown SAE architecture"),

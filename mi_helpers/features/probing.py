@@ -35,12 +35,12 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from ..core.activations import collect_activations
-from ..core.checks import check_activations, check_labels, check_positive
+from ..core.checks import check_activations, check_labels, check_positive, check_type
 from ..core.hooks import hook_name
 from ..core.training import NonFiniteLossError
 
 __all__ = ["Probe", "fit_probe", "tune_threshold", "train_probe", "probe_with_control",
-           "probe_sweep", "binary_metrics", "split_indices", "group_splits", "best_dims",
+           "probe_sweep", "probe_rows", "binary_metrics", "split_indices", "group_splits", "best_dims",
            "check_labels",
            "METRICS"]
 
@@ -306,8 +306,25 @@ def probe_sweep(model, tokens: Int[Tensor, "batch pos"], labels: Int[Tensor, "ba
         hooks = [hook_name("resid_post", layer) for layer in range(model.cfg.n_layers)]
     acts = collect_activations(model, tokens, hooks, positions=pos, batch_size=batch_size,
                                progress=progress)
-    return [{"hook": name, **probe_with_control(acts[name], labels, n_dims, l2, seed)}
-            for name in hooks]
+    return probe_rows(acts, labels, n_dims, l2, seed)
+
+
+def probe_rows(acts: dict[str, Float[Tensor, "batch unit"]], labels: Int[Tensor, "batch"],
+               n_dims: int | None = None, l2: float = 1e-2, seed: int = 0) -> list[dict]:
+    """:func:`probe_sweep` on activations already collected: probe them several ways
+    (e.g. dense and sparse) from one pass over the data.
+
+    Args:
+        acts: ``{hook: [batch, unit]}``, e.g. ``collect_activations(..., positions=...)``.
+        labels: one 0/1 label per row.
+        n_dims, l2, seed: as in :func:`probe_with_control`.
+
+    Returns:
+        One row per hook, in the order of ``acts``: ``{"hook": name, **probe_with_control(...)}``.
+    """
+    check_type("acts", acts, dict, "{hook: activations}, e.g. from collect_activations")
+    return [{"hook": name, **probe_with_control(act, labels, n_dims, l2, seed)}
+            for name, act in acts.items()]
 
 
 def _check_splits(splits: Split, n: int) -> Split:

@@ -74,7 +74,7 @@ from mi_helpers import load_model
 from mi_helpers.core import collect_activations, hook_name
 from mi_helpers.datasets import (EN_PREP, FR_PREP, is_single_token, language_prompts,
                                  length_matched, logits_at, single_token_ids, tokenize_prompts)
-from mi_helpers.features import probe_sweep
+from mi_helpers.features import probe_rows, probe_sweep
 from mi_helpers.features.probing import group_splits, probe_with_control, train_probe
 from mi_helpers.interventions import causal_effect
 from mi_helpers.universality import random_like
@@ -148,8 +148,9 @@ check_mean_difference_direction(mean_difference_direction)
 # %%
 hooks = [hook_name("resid_pre", 0)] + [hook_name("resid_post", l) for l in range(n_layers)]
 names = ["embed"] + [f"after L{l}" for l in range(n_layers)]
-dense = probe_sweep(model, tokens, labels, hooks, pos=ends, progress=False)
-sparse = probe_sweep(model, tokens, labels, hooks, pos=ends, n_dims=8, progress=False)
+at_names = collect_activations(model, tokens, hooks, positions=ends)  # {hook: [prompt, d_model]}
+dense = probe_rows(at_names, labels)  # one pass over the data, two kinds of probe
+sparse = probe_rows(at_names, labels, n_dims=8)
 print(f"{'':10s} {'F1':>6s} {'prec':>6s} {'recall':>6s} {'acc':>6s} {'control acc':>12s} {'8-dim F1':>9s}")
 for name, row, srow in zip(names, dense, sparse):
     print(f"{name:10s} {row['f1']:6.3f} {row['precision']:6.3f} {row['recall']:6.3f} "
@@ -192,7 +193,7 @@ if MODEL.startswith("zoo"):
 
 # %%
 site = hooks[best]
-at_name = collect_activations(model, tokens, [site], positions=ends)[site]
+at_name = at_names[site]  # collected in section 2
 matched = length_matched(data.lengths, data.labels, seed=0)
 length_control = probe_with_control(at_name[matched], labels[matched])["accuracy"]
 english = sorted({w for w, lab in zip(data.previous, data.labels) if lab == 0})
@@ -243,8 +244,8 @@ if MODEL.startswith("zoo"):
 
 # %%
 neuron_hooks = [hook_name("mlp_post", l) for l in range(n_layers)]
-neuron_rows = {n_dims: probe_sweep(model, tokens, labels, neuron_hooks, pos=ends, n_dims=n_dims,
-                                   progress=False) for n_dims in (1, 8, None)}
+neuron_acts = collect_activations(model, tokens, neuron_hooks, positions=ends)
+neuron_rows = {n_dims: probe_rows(neuron_acts, labels, n_dims=n_dims) for n_dims in (1, 8, None)}
 print(f"{'':8s} {'1 neuron':>9s} {'8 neurons':>10s} {'all':>6s}   (F1 on held-out prompts)")
 for layer in range(n_layers):
     f1s = [neuron_rows[k][layer]["f1"] for k in (1, 8, None)]
@@ -305,13 +306,15 @@ check_f1_score(f1_score)
 # function word than an English one? We measure
 # $\log\sum_{w \in FR} p(w) - \log\sum_{w \in EN} p(w)$ on the French prompts, then
 # project the best probe's direction out of the residual stream at the name and measure
-# again. As a baseline we remove random directions of the same norm.
+# again. As a baseline we remove random directions of the same norm. (On a hub model,
+# whose every pass computes 50,257 logits per token, the first 100 French prompts.)
 
 # %%
 fr_words = [w for w in FR_PREP + ["et"] if is_single_token(model, w)]
 en_words = [w for w in EN_PREP if is_single_token(model, w)]
 fr_ids, en_ids = single_token_ids(model, fr_words), single_token_ids(model, en_words)
-french = labels == 1
+french = torch.nonzero(labels == 1).squeeze(1)
+french = french if model.cfg.d_vocab < 10_000 else french[:100]  # 50k-token logits: 100 prompts
 
 
 def french_preference(logits: torch.Tensor) -> torch.Tensor:

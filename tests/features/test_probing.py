@@ -3,7 +3,8 @@ import torch
 
 from mi_helpers.core.activations import collect_activations
 from mi_helpers.features.probing import (best_dims, binary_metrics, check_labels, fit_probe,
-                                         probe_sweep, probe_with_control, split_indices,
+                                         probe_rows, probe_sweep, probe_with_control,
+                                         split_indices,
                                          train_probe, tune_threshold)
 from mi_helpers.interventions import ablate_direction, causal_effect, steer_direction
 
@@ -99,6 +100,22 @@ def test_sweep_finds_the_token_at_every_layer(tiny_model, two_token_prompts):
     assert [row["hook"] for row in rows] == [f"blocks.{layer}.hook_resid_post"
                                              for layer in range(tiny_model.cfg.n_layers)]
     assert all(row["f1"] == 1.0 and row["selectivity_accuracy"] > 0.25 for row in rows), rows
+
+
+def test_probe_rows_on_collected_activations_is_the_sweep(tiny_model, two_token_prompts):
+    """One collection, probed twice: the same rows as two sweeps, hooks in the order given."""
+    tokens, labels, ends = two_token_prompts
+    hooks = ["blocks.1.hook_resid_post", "blocks.0.hook_resid_pre"]
+    acts = collect_activations(tiny_model, tokens, hooks, positions=ends)
+    for n_dims in (None, 2):
+        swept = probe_sweep(tiny_model, tokens, labels, hooks, pos=ends, n_dims=n_dims,
+                            progress=False)
+        rows = probe_rows(acts, labels, n_dims=n_dims)
+        assert [r["hook"] for r in rows] == hooks
+        for a, b in zip(rows, swept):
+            assert {k: v for k, v in a.items() if k != "probe"} == \
+                   {k: v for k, v in b.items() if k != "probe"}
+            assert torch.equal(a["probe"].direction, b["probe"].direction)
 
 
 def test_ablation_removes_the_direction(tiny_model):
