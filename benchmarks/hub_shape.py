@@ -37,6 +37,7 @@ from mi_helpers.tools.markers import replace_between_markers
 MODELS = ROOT / "build" / "hub-shape"
 RESULTS = ROOT / "benchmarks" / "hub_shape.json"
 SMALL, MEDIUM = (12, 768, 12), (24, 1024, 16)
+COLAB_BYTES = 12e9  # a free Colab runtime's memory, as the issue states it (12 GB)
 NO_MODEL_PARAMETER = ("11", "13")  # Tracr-compiled and freshly trained models only
 
 
@@ -69,8 +70,31 @@ def run_one(notebook: str, wall_limit: int) -> dict:
                                  timeout=wall_limit, keep_going=True)
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     others = [e.splitlines()[0][:160] for e in result.errors if not e.startswith("AssertionError")]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True, check=False).stdout.strip()
     return {"seconds": round(result.seconds, 1), "peak_gib": round(peak_kib / 2**20, 2),
-            "claims_failed": len(result.errors) - len(others), "errors": others}
+            "claims_failed": len(result.errors) - len(others), "errors": others,
+            "slowest_cell": slowest_cell(out / notebook), "commit": commit}
+
+
+def slowest_cell(executed: Path) -> list:
+    """``[index, seconds]`` of the code cell that ran longest in an executed notebook."""
+    import datetime as dt
+
+    import nbformat
+
+    def seconds(meta: dict) -> float:
+        start, end = (dt.datetime.fromisoformat(meta[k].replace("Z", "+00:00"))
+                      for k in ("iopub.execute_input", "shell.execute_reply"))
+        return (end - start).total_seconds()
+
+    cells = nbformat.read(executed, as_version=4).cells
+    timed = [(seconds(c.metadata["execution"]), i) for i, c in enumerate(cells)
+             if "shell.execute_reply" in c.get("metadata", {}).get("execution", {})]
+    if not timed:
+        return [None, None]
+    longest, index = max(timed)
+    return [index, round(longest, 1)]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -111,14 +135,19 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def readme_table(results: dict) -> str:
-    rows = [("| notebook | seconds | kernel peak memory | load average at the start | "
-             "claims failed (random weights) | other errors |"), "|---|---|---|---|---|---|"]
+    rows = [("| notebook | seconds | slowest cell | kernel peak memory | load average at the "
+             "start | claims failed (random weights) | other errors | commit |"),
+            "|---|---|---|---|---|---|---|---|"]
     for name, row in sorted((k, v) for k, v in results.items() if not k.startswith("_")):
         seconds = f"{row['seconds']:.0f}" if "seconds" in row else "-"
         peak = f"{row['peak_gib']:.1f} GiB" if "peak_gib" in row else "-"
+        if row.get("peak_gib", 0) * 2**30 > COLAB_BYTES:
+            peak += " (over 12 GB)"
+        index, longest = row.get("slowest_cell", [None, None])
+        slowest = f"cell {index}: {longest:.0f} s" if index is not None else "-"
         errors = "; ".join(row.get("errors", [])) or "none"
-        rows.append(f"| `{name}` | {seconds} | {peak} | {row.get('load', '-')} | "
-                    f"{row.get('claims_failed', '-')} | {errors} |")
+        rows.append(f"| `{name}` | {seconds} | {slowest} | {peak} | {row.get('load', '-')} | "
+                    f"{row.get('claims_failed', '-')} | {errors} | {row.get('commit', '-')} |")
     missing = [name for name in _notebooks("") if name not in results]
     left = (f" Not measured yet: {', '.join(f'`{n}`' for n in missing)}." if missing else "")
     machine = f" ({results['_machine']})" if "_machine" in results else ""
