@@ -120,7 +120,7 @@ def _ablation_source(model, tokens, acts, ablation, reference, permutation, seed
         if reference.shape[1] != tokens.shape[1]:
             raise ValueError(f"reference prompts have {reference.shape[1]} tokens but the "
                              f"patched prompts have {tokens.shape[1]}; use prompts of equal length")
-        acts = run_cached(model, reference, list(acts))[1]
+        acts = run_cached(model, reference, list(acts), stop_early=True)[1]
     if ablation == "mean":
         return mean_source(acts)
     n_ref = len(next(iter(acts.values())))
@@ -158,7 +158,7 @@ def head_means(model, reference: Int[Tensor, "batch pos"], groups: Int[Tensor, "
         groups: ``[batch]`` group of each row (default: one group).
     """
     names = layer_hooks(model, "z")
-    _, cache = run_cached(model, reference, names)
+    _, cache = run_cached(model, reference, names, stop_early=True)
     if groups is None:
         groups = torch.zeros(len(reference), dtype=torch.long)
     return {name: template_means(cache[name], groups) for name in names}

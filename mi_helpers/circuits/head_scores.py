@@ -34,7 +34,7 @@ def attention_patterns(model, tokens: Int[Tensor, "batch pos"]
                        ) -> Float[Tensor, "layer batch head dest_pos src_pos"]:
     """Every layer's attention pattern, caching nothing else."""
     names = layer_hooks(model, "pattern")
-    _, cache = run_cached(model, tokens, names)
+    _, cache = run_cached(model, tokens, names, stop_early=True)
     return torch.stack([cache[name] for name in names])
 
 

@@ -127,7 +127,8 @@ def logit_difference_attribution(model, tokens: Int[Tensor, "batch pos"],
         model.W_U.device)]  # d_model batch
     names = [hook_name("embed"), hook_name("pos_embed"), hook_name("ln_scale"),
              *layer_hooks(model, "z"), *layer_hooks(model, "mlp_out")]
-    _, cache = run_cached(model, tokens, [n for n in names if n in model.hook_dict])
+    _, cache = run_cached(model, tokens, [n for n in names if n in model.hook_dict],
+                          stop_early=True)
     scale = cache[hook_name("ln_scale")][rows, where]  # batch 1
 
     def read(x: Tensor) -> Tensor:  # [... batch d_model] at the positions -> [... batch]

@@ -227,7 +227,7 @@ def source_activations(model, source: Int[Tensor, "batch pos"], hooks: str | Seq
                                    batch_size=batch_size, device=model.cfg.device)
     parts: dict[str, list[Tensor]] = {h: [] for h in hooks}
     for start in range(0, len(source), batch_size):
-        _, cache = run_cached(model, source[start:start + batch_size], hooks)
+        _, cache = run_cached(model, source[start:start + batch_size], hooks, stop_early=True)
         for h in hooks:
             parts[h].append(cache[h].flatten(2))
     return {h: torch.cat(chunks) for h, chunks in parts.items()}

@@ -76,8 +76,8 @@ def interchange_logits(model, base: Tensor, source: Tensor, hook: str,
     if base.shape != source.shape:
         raise ValueError(f"base and source tokens differ in shape: {tuple(base.shape)} vs "
                          f"{tuple(source.shape)}")
-    _, base_cache = run_cached(model, base, [hook])
-    _, source_cache = run_cached(model, source, [hook])
+    _, base_cache = run_cached(model, base, [hook], stop_early=True)
+    _, source_cache = run_cached(model, source, [hook], stop_early=True)
     projection = basis @ torch.linalg.pinv(basis)
     delta = (source_cache[hook] - base_cache[hook]) @ projection.to(base_cache[hook])
     write = hook.replace("hook_resid_mid", "hook_attn_out")

@@ -56,7 +56,7 @@ def unit_contexts(model, reader: UnitReader, tokens: Int[Tensor, "batch pos"],
         return []
     tokens = check_tokens(model, tokens)
     rows = sorted({int(r) for r, _ in where.tolist()})
-    _, cache = run_cached(model, tokens[rows], [reader.hook])
+    _, cache = run_cached(model, tokens[rows], [reader.hook], stop_early=True)
     acts = reader.read(cache[reader.hook])[..., unit].float().cpu()  # row pos
     out = []
     for row, pos in where.tolist():
