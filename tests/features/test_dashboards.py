@@ -152,3 +152,24 @@ def test_quantile_bands_rise_from_band_to_band(setup):
         part = firing.tensor_split(4)[q]  # each band lies within its quarter of the sample
         assert part[0] - 1e-5 <= min(band) and max(band) <= part[-1] + 1e-5, (q, band)
     assert max(bands[0]) < min(bands[3])
+
+
+def test_one_pass_reads_the_top_and_band_contexts(setup, monkeypatch):
+    """The top contexts and the four bands come from one forward pass (not five), each
+    context the same as when read alone."""
+    from mi_helpers.features.dashboards import build as build_module
+
+    model, tokens, reader, _ = setup
+    stats = collect_statistics(model, reader, tokens, n_top=4, n_sample=512, progress=False)
+    calls = []
+    real = build_module.run_cached
+    monkeypatch.setattr(build_module, "run_cached",
+                        lambda *a, **k: calls.append(len(a[1])) or real(*a, **k))
+    dash = build_dashboard(model, reader, stats, tokens, 2, n_per_quantile=3)
+    assert len(calls) == 1
+    alone = build_module.unit_contexts(model, reader, tokens, stats.top_where[2, :4], 2,
+                                       drop_bos=stats.drop_bos)
+    assert [c.tokens for c in alone] == [c.tokens for c in dash.top_contexts]
+    for a, b in zip(alone, dash.top_contexts):
+        assert a.highlight == b.highlight
+        assert a.activations == pytest.approx(b.activations, abs=1e-5)

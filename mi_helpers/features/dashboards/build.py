@@ -69,6 +69,18 @@ def unit_contexts(model, reader: UnitReader, tokens: Int[Tensor, "batch pos"],
     return out
 
 
+def _grouped_contexts(model, reader: UnitReader, tokens: Int[Tensor, "batch pos"],
+                      groups: dict[str, Int[Tensor, "n 2"]], unit: int, drop_bos: bool
+                      ) -> dict[str, list[ActivationContext]]:
+    """:func:`unit_contexts` for several groups of ``(row, pos)`` from one forward pass."""
+    where = torch.cat([w.reshape(-1, 2) for w in groups.values()])
+    contexts = unit_contexts(model, reader, tokens, where, unit, drop_bos=drop_bos)
+    out, start = {}, 0
+    for name, w in groups.items():
+        out[name], start = contexts[start:start + len(w)], start + len(w)
+    return out
+
+
 def random_contexts(model, reader: UnitReader, stats: UnitStatistics,
                     tokens: Int[Tensor, "batch pos"], unit: int, n: int = 10, seed: int = 0
                     ) -> list[ActivationContext]:
@@ -128,21 +140,20 @@ def build_dashboard(model, reader: UnitReader, stats: UnitStatistics, tokens: In
     """
     unit = reader.check_unit(unit)
     top_n = min(n_top, stats.top_values.shape[1])
-    top_where = stats.top_where[unit, :top_n][stats.top_values[unit, :top_n] > 0]
-    top = unit_contexts(model, reader, tokens, top_where, unit, drop_bos=stats.drop_bos)
+    groups = {"top": stats.top_where[unit, :top_n][stats.top_values[unit, :top_n] > 0]}
     values = stats.sample_values[:, unit]
     firing = (values > 0).nonzero().flatten()
-    quantiles: dict[str, list[ActivationContext]] = {}
     notes = []
     if len(firing) >= 4:
         gen = torch.Generator().manual_seed(seed)
         ordered = firing[values[firing].argsort()]
         for q, part in enumerate(ordered.tensor_split(4)):
             pick = part[torch.randperm(len(part), generator=gen)[:n_per_quantile]]
-            label = f"{25 * q}-{25 * (q + 1)}% of firing activations"
-            quantiles[label] = unit_contexts(model, reader, tokens, stats.sample_where[pick], unit,
-                                             drop_bos=stats.drop_bos)
-    else:
+            groups[f"{25 * q}-{25 * (q + 1)}% of firing activations"] = stats.sample_where[pick]
+    contexts = _grouped_contexts(model, reader, tokens, groups, unit, stats.drop_bos)
+    top = contexts.pop("top")
+    quantiles: dict[str, list[ActivationContext]] = contexts
+    if len(firing) < 4:
         notes.append(f"fires on only {len(firing)} of the {len(values)} sampled positions: "
                      f"no quantile samples")
     if not len(top):
