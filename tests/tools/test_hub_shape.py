@@ -22,6 +22,10 @@ def test_slowest_cell_from_the_timestamps(tmp_path):
     path = tmp_path / "nb.ipynb"
     nbformat.write(nb, path)
     assert hub_shape.slowest_cell(path) == [2, 7.5]
+    nb.cells[4].outputs = [nbformat.v4.new_output("error", ename="CellTimeoutError",
+                                                  evalue="too long", traceback=[])]
+    nbformat.write(nb, path)
+    assert hub_shape.slowest_cell(path, limit=600) == [4, 600.0]
     nb.cells = nb.cells[:1]
     nbformat.write(nb, path)
     assert hub_shape.slowest_cell(path) == [None, None]
@@ -33,10 +37,12 @@ def test_table_rows_in_order_with_what_is_missing():
                                     "errors": [], "slowest_cell": [25, 120.2], "load": 1.0,
                                     "commit": "abc1234"},
                "00_primer.ipynb": {"seconds": 39.0, "peak_gib": 12.5, "claims_failed": 1,
-                                   "errors": ["CellTimeoutError: too long"], "load": 0.5}}
+                                   "errors": ["CellTimeoutError: too long"], "load": 0.5,
+                                   "slowest_cell": [3, 600.0]}}
     text = hub_shape.readme_table(results)
     lines = text.splitlines()
-    assert lines[2].startswith("| `00_primer.ipynb` | 39 | - | 12.5 GiB (over 12 GB) |")
+    assert lines[2].startswith("| `00_primer.ipynb` | 39 | cell 3: over 600 s (stopped) | "
+                               "12.5 GiB (over 12 GB) |")
     assert "CellTimeoutError: too long" in lines[2]
     assert lines[3] == ("| `02_probing.ipynb` | 300 | cell 25: 120 s | 6.0 GiB | 1.0 | 2 | "
                         "none | abc1234 |")
