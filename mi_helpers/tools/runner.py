@@ -176,6 +176,7 @@ def run_notebook(path: Path, out_dir: Path, params: dict[str, object] | None, ti
         except (CellTimeoutError, DeadKernelError) as exc:  # no error output: write one
             _record_crash(nb, exc, timeout)
     seconds = time.perf_counter() - start
+    _coalesce_streams(nb)
     failed, errors = _first_error(nb)
     model = (params or {}).get("MODEL")
     status = "ok" if not errors else (f"FAILED{f' ({model})' if model else ''}: "
@@ -189,6 +190,22 @@ def run_notebook(path: Path, out_dir: Path, params: dict[str, object] | None, ti
     if committing and status == "ok":
         nbformat.write(nb, path)
     return RunResult(path.name, status, seconds, errors)
+
+
+def _coalesce_streams(nb) -> None:
+    """Merge each cell's consecutive outputs to the same stream into one, as a notebook
+    shows them: how the kernel chunked its printing differs from run to run."""
+    for cell in nb.cells:
+        merged = []
+        for out in cell.get("outputs", []):
+            if (merged and out.get("output_type") == "stream"
+                    and merged[-1].get("output_type") == "stream"
+                    and merged[-1].get("name") == out.get("name")):
+                merged[-1]["text"] += out["text"]
+            else:
+                merged.append(out)
+        if "outputs" in cell:
+            cell.outputs = merged
 
 
 def format_table(results: list[RunResult]) -> str:

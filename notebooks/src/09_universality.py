@@ -141,12 +141,16 @@ assert not prev["random"] and not induction["random"], "a random model has neith
 # %%
 tokens = token_chunks(reference, corpus_sentences(1200, seed=11), 64)
 same_shape = [*OTHERS, "random"]
-neuron_best = {}
-for layer in range(reference.cfg.n_layers):
-    hook = hook_name("mlp_post", layer)
-    mine = token_acts(reference, tokens, hook)
-    for name in same_shape:
-        neuron_best[name, layer] = best_matches(mine, token_acts(models[name], tokens, hook))[0]
+neuron_hooks = [hook_name("mlp_post", layer) for layer in range(reference.cfg.n_layers)]
+reference_neurons = collect_activations(reference, tokens, neuron_hooks, drop_bos=True)  # 1 pass
+best_by_model = {}
+for name in same_shape:
+    theirs = collect_activations(models[name], tokens, neuron_hooks, drop_bos=True)
+    best_by_model[name] = [best_matches(reference_neurons[hook], theirs[hook])[0]
+                           for hook in neuron_hooks]
+    del theirs
+neuron_best = {(name, layer): best_by_model[name][layer]
+               for layer in range(reference.cfg.n_layers) for name in same_shape}
 print(f"{tokens.numel() - len(tokens):,} tokens; {reference.cfg.d_mlp} neurons per layer")
 print(f"{'other model':>13} {'layer':>5} {'mean best r':>12} {'> 0.5':>7} {'> 0.7':>7} {'> 0.9':>7}")
 for (name, layer), best in neuron_best.items():

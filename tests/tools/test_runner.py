@@ -124,3 +124,19 @@ def test_kernels_use_one_thread_on_the_zoo_and_every_core_on_a_hub_model(monkeyp
     with runner._environment({"MI_TEST_VARIABLE": "x"}):
         assert os.environ["MI_TEST_VARIABLE"] == "x"
     assert "MI_TEST_VARIABLE" not in os.environ
+
+
+def test_consecutive_prints_to_one_stream_are_one_output():
+    """However the kernel chunked a cell's printing, the saved notebook holds one output per
+    run of the same stream (so the committed text does not change from run to run)."""
+    cell = nbformat.v4.new_code_cell("print(1)")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="a\n"),
+                    nbformat.v4.new_output("stream", name="stdout", text="b"),
+                    nbformat.v4.new_output("stream", name="stderr", text="warn\n"),
+                    nbformat.v4.new_output("stream", name="stdout", text="c\n"),
+                    nbformat.v4.new_output("stream", name="stdout", text="d\n")]
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [cell, nbformat.v4.new_markdown_cell("text")]
+    runner._coalesce_streams(nb)
+    assert [(o.name, o.text) for o in nb.cells[0].outputs] == [
+        ("stdout", "a\nb"), ("stderr", "warn\n"), ("stdout", "c\nd\n")]
