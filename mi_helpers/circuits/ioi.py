@@ -17,7 +17,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from ..core.checks import check_model, check_positive, check_prompts, check_type
-from ..core.metrics import logit_difference
+from ..core.metrics import PositionMetric, logit_difference
 from ..datasets.prompts import (logits_at, natural_text, single_token_ids, single_token_words,
                                 tokenize_prompts)
 from ..zoo import corpus
@@ -96,8 +96,14 @@ class IOIDataset:
         return logit_difference(logits_at(logits, self.word_positions["end"]), self.io_ids,
                                 self.s_ids)
 
-    def metric(self, logits: Float[Tensor, "batch pos d_vocab"]) -> Float[Tensor, ""]:
-        """The mean logit difference: the scalar metric for patching."""
+    @property
+    def metric(self) -> PositionMetric:
+        """The mean logit difference (``logits -> scalar``): the metric for patching. It
+        reads only each prompt's last position, and says so (:class:`PositionMetric`)."""
+        return PositionMetric(self.mean_logit_diff, self.word_positions["end"])
+
+    def mean_logit_diff(self, logits: Float[Tensor, "batch pos d_vocab"]) -> Float[Tensor, ""]:
+        """The mean of :meth:`logit_diff` over the prompts."""
         return self.logit_diff(logits).mean()
 
     def name_score(self, logits: Float[Tensor, "batch pos d_vocab"], who: str = "IO"

@@ -58,6 +58,7 @@ from torch import Tensor
 from ..core.activations import FwdHook, run_cached
 from ..core.checks import as_tokens, check_same_shape, checked_indices
 from ..core.hooks import READ_ONLY, check_writable_hooks, hook_name
+from ..core.metrics import PositionMetric
 from ..core.results import SweepResult
 from .edge_memory import DEFAULT_MEMORY_BUDGET, copies_per_pass
 from .replay import Replay, ReplayState, replayer
@@ -229,9 +230,31 @@ def _sweep(model, tokens, source, metric, target, coords, fwd_hooks, patches_per
             if rp is None:
                 logits = _run_patched(model, tokens, source, target, chunk, fwd_hooks)
             else:
-                logits = _replay_patched(rp, state, source, target, chunk)
-            values += [metric_value(metric, part) for part in logits.split(len(tokens))]
+                with rp.reading_positions(_read_positions(metric, tokens)):
+                    logits = _replay_patched(rp, state, source, target, chunk)
+            values += [_value(metric, part, rp) for part in logits.split(len(tokens))]
     return torch.stack(values).reshape([len(v) for v in coords.values()])
+
+
+def _read_positions(metric, tokens: Tensor) -> Tensor | None:
+    """The one position per prompt a :class:`~mi_helpers.core.metrics.PositionMetric`
+    reads (None for any other metric, or positions that do not fit ``tokens``)."""
+    positions = metric.positions if isinstance(metric, PositionMetric) else None
+    if positions is None or positions.shape != (len(tokens),):
+        return None
+    return positions % tokens.shape[1]
+
+
+def _value(metric, logits: Tensor, rp: Replay | None) -> Tensor:
+    """:func:`metric_value`, with a clear error when a PositionMetric read elsewhere."""
+    try:
+        return metric_value(metric, logits)
+    except ValueError:
+        if rp is not None and isinstance(metric, PositionMetric) and logits.isnan().any():
+            raise ValueError("the metric read logits outside its declared positions (they are "
+                             "NaN in a replayed sweep): give PositionMetric the positions it "
+                             "reads, or pass a plain function") from None
+        raise
 
 
 def _check_source(model, source: Mapping[str, Tensor], names: Sequence[str], batch: int) -> None:

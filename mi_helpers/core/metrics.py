@@ -13,7 +13,8 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-__all__ = ["per_token_loss", "logit_difference", "kl_divergence", "kl_from_log_probs"]
+__all__ = ["per_token_loss", "logit_difference", "kl_divergence", "kl_from_log_probs",
+           "PositionMetric"]
 
 
 def per_token_loss(logits: Float[Tensor, "batch pos d_vocab"], tokens: Int[Tensor, "batch pos"]
@@ -49,3 +50,23 @@ def kl_from_log_probs(reference: Float[Tensor, "... d_vocab"], other: Float[Tens
                       ) -> Float[Tensor, "..."]:
     """``KL(reference || other)`` from two log-probability tensors (normalised already)."""
     return (reference.exp() * (reference - other)).sum(-1)
+
+
+class PositionMetric:
+    """A metric (logits -> scalar) that reads the logits at one position per prompt.
+
+    Calling it calls ``fn``. ``positions`` (``[batch]``) tells a replayed patching sweep
+    that only those logits are read, so it unembeds only there (on gpt2 the 50,257-token
+    unembedding is most of a patched pass); the other positions' logits are then NaN, and
+    a metric that reads them is refused.
+    """
+
+    def __init__(self, fn, positions: Tensor):
+        self.fn, self.positions = fn, positions
+
+    def __call__(self, logits: Float[Tensor, "batch pos d_vocab"]) -> Float[Tensor, ""]:
+        return self.fn(logits)
+
+    def __repr__(self) -> str:
+        return f"PositionMetric({getattr(self.fn, '__qualname__', self.fn)!s})"
+

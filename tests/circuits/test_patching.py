@@ -124,6 +124,40 @@ def test_patches_per_pass_does_not_change_results(tiny_model):
     assert torch.allclose(one.values, seven.values, atol=1e-5)
 
 
+@pytest.mark.parametrize("target, kwargs", [("resid_pre", {"per_position": True}),
+                                            ("z", {}), ("mlp_out", {"mode": "noise"})])
+def test_a_position_metric_gives_the_same_sweep_unembedding_one_position(tiny_model, target,
+                                                                          kwargs, monkeypatch):
+    """Declaring the one position per prompt a metric reads (the last here, given as -1 and
+    as an index) changes no value of a replayed sweep; the replay then unembeds only there."""
+    from mi_helpers.circuits.replay import Replay
+    from mi_helpers.core.metrics import PositionMetric
+
+    model = tiny_model  # a GPT-2: replayed
+    plain = name_logit_diff(model)
+    full = activation_patching(model, CLEAN, CORRUPTED, plain, target, **kwargs)
+    rows = []
+    real = Replay._unembed_at
+    monkeypatch.setattr(Replay, "_unembed_at",
+                        lambda self, x, where: rows.append(len(x)) or real(self, x, where))
+    for last in (-1, model.to_tokens(CLEAN).shape[1] - 1):
+        declared = PositionMetric(plain, torch.full((len(CLEAN),), last))
+        fast = activation_patching(model, CLEAN, CORRUPTED, declared, target, **kwargs)
+        assert torch.allclose(full.values, fast.values, atol=1e-5), target
+        assert rows, "the replay should unembed only the declared positions"
+        rows.clear()
+
+
+def test_a_position_metric_that_reads_elsewhere_is_refused(tiny_model):
+    from mi_helpers.core.metrics import PositionMetric
+
+    reads_first = PositionMetric(lambda logits: logits[:, 0, 5].mean(), torch.full((2,), -1))
+    with pytest.raises(ValueError, match="outside its declared positions"):
+        activation_patching(tiny_model, CLEAN, CORRUPTED, reads_first, "resid_pre")
+    assert activation_patching(tiny_model, CLEAN, CORRUPTED, reads_first, "resid_pre",
+                               replay=False).values.isfinite().all()  # hooks: every logit
+
+
 # ---- identities -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("target", ["resid_pre", "attn_out", "z", "pattern"])
