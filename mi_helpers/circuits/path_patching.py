@@ -48,7 +48,7 @@ from ..core.heads import Head, check_heads
 from ..core.hooks import hook_name, layer_hooks
 from ..core.results import SweepResult
 from .edge_memory import DEFAULT_MEMORY_BUDGET
-from .patching import Metric, default_patches_per_pass, metric_value
+from .patching import Metric, _read_positions, _value, default_patches_per_pass, metric_value
 from .edge_model import Stage
 from .replay import Replay, ReplayState, replayer
 
@@ -138,13 +138,14 @@ def path_patching(model, clean: Sequence[str] | Int[Tensor, "batch pos"],
     for start in range(0, len(sender_sets), per_pass):
         chunk = sender_sets[start:start + per_pass]
         if rp is not None:
-            logits = _replayed(rp, *runs, chunk, receivers, receiver_positions)
+            with rp.reading_positions(_read_positions(metric, clean_tokens)):
+                logits = _replayed(rp, *runs, chunk, receivers, receiver_positions)
         else:
             logits, receiver_inputs = _sender_run(model, clean_tokens, *runs, chunk, receivers)
             if receivers != "logits":
                 logits = _receiver_run(model, clean_tokens, receiver_inputs, receivers,
                                        len(chunk), receiver_positions)
-        values += [metric_value(metric, part) for part in logits.split(len(clean_tokens))]
+        values += [_value(metric, part, rp) for part in logits.split(len(clean_tokens))]
     values = torch.stack(values)
     method = f"path patching to {'the logits' if receivers == 'logits' else 'heads'}"
     if not grid:

@@ -75,3 +75,19 @@ def test_bad_input_gets_clear_errors(ioi):
         path_patching(model, data.tokens, abc.tokens, data.metric, [(1, 0, "x")])
     with pytest.raises(ValueError, match="scalar"):
         path_patching(model, data.tokens, abc.tokens, data.logit_diff, senders=[[(0, 1)]])
+
+
+def test_the_metric_s_declared_position_gives_the_same_values(ioi):
+    """data.metric declares the last position it reads, so the replay unembeds only there;
+    the same metric as a plain function (every position unembedded) gives the same values."""
+    model, data, abc = ioi
+    plain = data.mean_logit_diff
+    for receivers in ("logits", [(2, 0, "q"), (3, 1, "v")]):
+        fast = path_patching(model, data.tokens, abc.tokens, data.metric, receivers,
+                             senders=[[(0, 7)], [(1, 3), (0, 2)]])
+        full = path_patching(model, data.tokens, abc.tokens, plain, receivers,
+                             senders=[[(0, 7)], [(1, 3), (0, 2)]])
+        assert torch.allclose(fast.values, full.values, atol=1e-5)
+    reads_first = type(data.metric)(lambda logits: logits[:, 0, 5].mean(), data.word_positions["end"])
+    with pytest.raises(ValueError, match="outside its declared positions"):
+        path_patching(model, data.tokens, abc.tokens, reads_first, "logits", senders=[[(0, 1)]])
