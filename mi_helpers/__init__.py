@@ -40,6 +40,9 @@ word                  meaning
 ``n``, ``n_top``      how many items to return (tokens, contexts, ...)
 ``n_dims``            how many dimensions a sparse probe or a subspace (basis) has
 ``noise_scale``       causal tracing's noise, in embedding standard deviations
+``metric``            logits ``[batch, pos, d_vocab]`` -> a scalar; a ``PositionMetric``
+                      also names the one position per prompt it reads
+``stop_early``        a pass that keeps no logits stops after the last block it reads
 ====================  ==============================================================
 
 **Axis names**, used in every tensor annotation::
