@@ -169,6 +169,14 @@ def residual_stack(model, tokens: Int[Tensor, "batch pos"], site: str = "resid_p
     return logits, torch.stack([cache[name] for name in names])
 
 
+def _residuals(model, tokens: Int[Tensor, "batch pos"], site: str = "resid_post"
+               ) -> Float[Tensor, "layer batch pos d_model"]:
+    """:func:`residual_stack` without the logits: the pass stops before the unembedding."""
+    names = layer_hooks(model, site)
+    _, cache = run_cached(model, tokens, names, stop_early=True)
+    return torch.stack([cache[name] for name in names])
+
+
 def lens_logits(model, tokens: Int[Tensor, "batch pos"], lens: Lens | None = None,
                 positions: int | Int[Tensor, "batch"] | None = None
                 ) -> Float[Tensor, "layer batch *pos d_vocab"]:
@@ -188,7 +196,7 @@ def lens_logits(model, tokens: Int[Tensor, "batch pos"], lens: Lens | None = Non
         Logits per layer; at the default site the last layer's are the model's logits.
     """
     lens = _check_lens(model, lens)
-    _, resid = residual_stack(model, tokens, lens.site)  # layer batch pos d_model
+    resid = _residuals(model, tokens, lens.site)  # layer batch pos d_model
     if positions is not None:
         where = check_positions(positions, *resid.shape[1:3]).to(resid.device)
         resid = resid[:, torch.arange(resid.shape[1], device=resid.device), where]
@@ -303,7 +311,7 @@ def _training_data(model, tokens: Int[Tensor, "batch pos"], batch_size: int
     """Every layer's residual, one row for each of the ``n = batch * pos`` token positions
     (the final distribution is recomputed from the last layer's, step by step: storing it
     for every position would cost ``n x d_vocab`` floats)."""
-    resids = [residual_stack(model, tokens[start:start + batch_size])[1].flatten(1, 2)
+    resids = [_residuals(model, tokens[start:start + batch_size]).flatten(1, 2)
               for start in range(0, len(tokens), batch_size)]  # layer (batch pos) d_model
     return torch.cat(resids, dim=1)
 

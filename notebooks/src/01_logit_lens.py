@@ -328,16 +328,18 @@ check_head_logit_attribution(head_logit_attribution)
 # the zoo corpus (English, French, IOI and arithmetic sentences), then compare
 # $\mathrm{KL}(\text{final} \,\|\, \text{lens})$ per layer on *held-out* text for the raw and
 # the tuned lens. Each position's KL costs work in proportion to the vocabulary, so on a hub
-# model (50,257 tokens) fewer positions are drawn per step and the KL is measured on fewer
-# held-out sequences; the README's hub-shape table gives the time this takes on a CPU.
+# model (50,257 tokens) fewer positions are drawn per step, from fewer training sequences,
+# and the KL is measured on fewer held-out sequences; the README's hub-shape table gives
+# the time this takes on a CPU.
 
 # %%
 seq_len = min(64, model.cfg.n_ctx)
 small_vocab = model.cfg.d_vocab < 10_000
 train_tokens = token_chunks(model, corpus_sentences(2500, seed=0), seq_len)
 test_tokens = token_chunks(model, corpus_sentences(1000, seed=1), seq_len)
-test_tokens = test_tokens if small_vocab else test_tokens[:24]
 per_step = 1024 if small_vocab else 32
+if not small_vocab:  # 150 steps of 32 positions: 80 sequences hold enough positions
+    train_tokens, test_tokens = train_tokens[:80], test_tokens[:24]
 print(f"training on {train_tokens.numel():,} tokens ({per_step} per step), testing on "
       f"{test_tokens.numel():,}")
 tuned, losses = train_tuned_lens(model, train_tokens, steps=150, tokens_per_step=per_step,

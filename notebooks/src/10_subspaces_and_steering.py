@@ -397,8 +397,10 @@ else:
 
 # %%
 lens_tokens = token_chunks(ioi_model, corpus_sentences(1500, seed=1), 32)
-# a hub model's 50,257-token unembedding: fewer positions per step (as in notebook 01)
+# a hub model's 50,257-token unembedding: fewer positions per step (as in notebook 01),
+# drawn from fewer sequences
 LENS_STEPS = {"steps": 200} if IOI_MODEL.startswith("zoo") else {"steps": 100, "tokens_per_step": 32}
+lens_tokens = lens_tokens if IOI_MODEL.startswith("zoo") else lens_tokens[:128]
 tuned, _ = train_tuned_lens(ioi_model, lens_tokens, **LENS_STEPS, progress=False)
 source = token_chunks(ioi_model, corpus_sentences(500, seed=2), 24)[:192]
 gen = torch.Generator().manual_seed(0)
