@@ -10,6 +10,7 @@ import torch
 from mi_helpers import (circuits, core, datasets, dynamics, features, interventions, universality,
                         viz)
 from mi_helpers.core import Circuit, CircuitGraph, Head
+from mi_helpers.core.metrics import PositionMetric
 from mi_helpers.features import autointerp, dashboards, probing, sae, superposition
 from mi_helpers.features.attribution import logit_difference_attribution
 from mi_helpers.tracr import load_tracr
@@ -186,6 +187,15 @@ CASES = {
     "probe_rows given one tensor instead of {hook: activations}": (
         lambda m: features.probe_rows(torch.randn(6, 4), torch.tensor([0, 1] * 3)), TypeError,
         "acts must be a dict"),
+    "probe_rows given no activations": (
+        lambda m: features.probe_rows({}, torch.tensor([0, 1])), ValueError, "acts is empty"),
+    "PositionMetric with a metric that is not a function": (
+        lambda m: PositionMetric(3.0, torch.tensor([1, 2])), TypeError, "must be a function"),
+    "PositionMetric with float positions": (
+        lambda m: PositionMetric(len, torch.tensor([1.0, 2.0])), ValueError,
+        "1-D integer tensor"),
+    "PositionMetric with a list of positions": (
+        lambda m: PositionMetric(len, [1, 2]), ValueError, "1-D integer tensor"),
     "probe_rows labels of the wrong length": (
         lambda m: features.probe_rows({"h": torch.randn(6, 4)}, torch.tensor([0, 1])), ValueError,
         "one 0/1 label per example"),

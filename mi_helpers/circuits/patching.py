@@ -220,7 +220,7 @@ def _sweep(model, tokens, source, metric, target, coords, fwd_hooks, patches_per
     indices = list(itertools.product(*coords.values()))
     per_pass = default_patches_per_pass(model, tokens, patches_per_pass, memory_budget,
                                         "hooks" if rp is None else "replay")
-    values = []
+    values, read = [], _read_positions(metric, tokens)
     # a replayed pass starts at its layer, so its copies keep to one layer
     groups = ([list(g) for _, g in itertools.groupby(indices, key=lambda index: index[0])]
               if rp is not None else [indices])
@@ -230,7 +230,7 @@ def _sweep(model, tokens, source, metric, target, coords, fwd_hooks, patches_per
             if rp is None:
                 logits = _run_patched(model, tokens, source, target, chunk, fwd_hooks)
             else:
-                with rp.reading_positions(_read_positions(metric, tokens)):
+                with rp.reading_positions(read):
                     logits = _replay_patched(rp, state, source, target, chunk)
             values += [_value(metric, part, rp) for part in logits.split(len(tokens))]
     return torch.stack(values).reshape([len(v) for v in coords.values()])

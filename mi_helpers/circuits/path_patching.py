@@ -134,11 +134,11 @@ def path_patching(model, clean: Sequence[str] | Int[Tensor, "batch pos"],
     runs, anchors = _clean_and_corrupted(model, rp, clean_tokens, corrupted_tokens, metric)
     per_pass = default_patches_per_pass(model, clean_tokens, patches_per_pass, memory_budget,
                                         "hooks" if rp is None else "replay")
-    values = []
+    values, read = [], _read_positions(metric, clean_tokens)
     for start in range(0, len(sender_sets), per_pass):
         chunk = sender_sets[start:start + per_pass]
         if rp is not None:
-            with rp.reading_positions(_read_positions(metric, clean_tokens)):
+            with rp.reading_positions(read):
                 logits = _replayed(rp, *runs, chunk, receivers, receiver_positions)
         else:
             logits, receiver_inputs = _sender_run(model, clean_tokens, *runs, chunk, receivers)

@@ -217,6 +217,9 @@ class Replay(EdgeModel):
     def _unembed_at(self, x: Float[Tensor, "rows pos d_model"], positions: Tensor
                     ) -> Float[Tensor, "rows pos d_vocab"]:
         """Logits at one position per prompt (``rows`` is copies of the batch), NaN elsewhere."""
+        if len(x) % len(positions):
+            raise ValueError(f"{len(x)} rows are not copies of a batch of {len(positions)} "
+                             f"prompts (one read position each)")
         rows = torch.arange(len(x), device=x.device)
         where = positions.to(x.device).repeat(len(x) // len(positions))
         picked = F.linear(self.norm(x[rows, where], self.ln_final), self.lin["U"], self.w["b_U"])

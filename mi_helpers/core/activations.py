@@ -61,11 +61,12 @@ def run_cached(model, tokens: Int[Tensor, "batch pos"], hooks: Sequence[str],
     tokens = check_tokens(model, tokens).to(model.cfg.device)
     fwd_hooks = list(fwd_hooks)
     stop = blocks_needed(model, [*wanted, *(name for name, _ in fwd_hooks)]) if stop_early else None
+    stopped = stop is not None
     if stop == model.cfg.n_layers:  # every block: stop at the final norm, before the unembedding
         stop = None
-        if FINAL_NORM_INPUT in model.hook_dict:
+        stopped = FINAL_NORM_INPUT in model.hook_dict
+        if stopped:
             fwd_hooks.append((FINAL_NORM_INPUT, _stop_pass))
-    stopped = stop is not None or _stop_pass in (fn for _, fn in fwd_hooks)
     with torch.no_grad(), model.hooks(fwd_hooks=fwd_hooks):
         logits, cache = model.run_with_cache(tokens, names_filter=lambda n: n in wanted,
                                              **({} if stop is None else {"stop_at_layer": stop}))

@@ -61,7 +61,13 @@ class PositionMetric:
     a metric that reads them is refused.
     """
 
-    def __init__(self, fn, positions: Tensor):
+    def __init__(self, fn, positions: Int[Tensor, "batch"]):
+        if not callable(fn):
+            raise TypeError(f"fn must be a function of the logits, got {type(fn).__name__}")
+        if (not isinstance(positions, Tensor) or positions.ndim != 1 or len(positions) == 0
+                or positions.dtype.is_floating_point):
+            raise ValueError("positions must be a non-empty 1-D integer tensor, one position "
+                             f"per prompt; got {positions!r:.60}")
         self.fn, self.positions = fn, positions
 
     def __call__(self, logits: Float[Tensor, "batch pos d_vocab"]) -> Float[Tensor, ""]:

@@ -323,6 +323,8 @@ def probe_rows(acts: dict[str, Float[Tensor, "batch unit"]], labels: Int[Tensor,
         One row per hook, in the order of ``acts``: ``{"hook": name, **probe_with_control(...)}``.
     """
     check_type("acts", acts, dict, "{hook: activations}, e.g. from collect_activations")
+    if not acts:
+        raise ValueError("acts is empty: collect at least one hook's activations first")
     return [{"hook": name, **probe_with_control(act, labels, n_dims, l2, seed)}
             for name, act in acts.items()]
 
