@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from ..core.checks import as_tokens, check_positions
 from ..core.graph import Circuit, Node
-from ..core.metrics import kl_divergence
+from ..core.metrics import kl_divergence, metric_positions
 from .edge_memory import DEFAULT_MEMORY_BUDGET, copies_per_pass
 from .edge_model import CHANNELS, EdgeModel
 from .edge_patching import build_edge_model
@@ -80,20 +80,23 @@ def acdc(model, clean: Sequence[str] | Int[Tensor, "batch pos"],
     tokens = as_tokens(model, clean)
     per_pass = copies_per_pass(model, tokens, "masked", patches_per_pass, memory_budget, "ACDC")
     em, tokens = build_edge_model(model, tokens, corrupted)
-    score, change = _scorer(em, metric, check_positions(positions, *tokens.shape))
+    read_at = check_positions(positions, *tokens.shape)
+    score, change = _scorer(em, metric, read_at)
     graph = em.graph
     removed = torch.zeros(len(graph.edges), dtype=torch.bool)
     current = score(em.clean.logits)
     inputs = [(node, channel) for node in reversed(graph.nodes[1:])
               for channel in (reversed(CHANNELS) if node.kind == "head" else ("in",))]
     sends = torch.tensor([em.slots[edge.sender] for edge in graph.edges])
-    for node, channel in tqdm(inputs, desc="ACDC receivers", disable=not progress):
-        block = graph.edges_into(node, channel)
-        if node.kind != "logits" and not _still_sends(em, node, removed, sends):
-            removed[block] = True
-            continue
-        candidates = list(reversed(range(block.start, block.stop)))  # latest sender first
-        current = _prune(em, candidates, removed, current, score, change, tau, per_pass)
+    read = read_at if metric == "kl" else metric_positions(metric, tokens)
+    with em.reading_positions(read):  # unembed only where the score reads
+        for node, channel in tqdm(inputs, desc="ACDC receivers", disable=not progress):
+            block = graph.edges_into(node, channel)
+            if node.kind != "logits" and not _still_sends(em, node, removed, sends):
+                removed[block] = True
+                continue
+            candidates = list(reversed(range(block.start, block.stop)))  # latest sender first
+            current = _prune(em, candidates, removed, current, score, change, tau, per_pass)
     return Circuit.from_mask(graph, ~removed)
 
 

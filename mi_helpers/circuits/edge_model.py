@@ -44,6 +44,7 @@ from torch import Tensor
 from ..core.activations import run_cached
 from ..core.graph import CircuitGraph, Node
 from ..core.hooks import hook_name
+from ..core.metrics import PositionReader
 
 __all__ = ["EdgeModel", "Stage", "RunState", "CHANNELS"]
 
@@ -121,7 +122,7 @@ def _unsupported(model) -> str | None:
     return ", ".join(found) or None
 
 
-class EdgeModel:
+class EdgeModel(PositionReader):
     """A model and a clean/corrupted pair of prompt batches, run over the circuit graph.
 
     Args:
@@ -250,7 +251,10 @@ class EdgeModel:
         return hidden @ self.w["W_out"][layer] + self.w["b_out"][layer]
 
     def unembed(self, x: Tensor) -> Float[Tensor, "batch pos d_vocab"]:
-        return self.norm(x, self.ln_final) @ self.w["W_U"] + self.w["b_U"]
+        """The logits (only at :attr:`read_positions` when set, NaN elsewhere; see
+        :class:`~mi_helpers.core.metrics.PositionReader`)."""
+        return self.read_logits(x, lambda h: self.norm(h, self.ln_final) @ self.w["W_U"]
+                                + self.w["b_U"])
 
     # ---- one forward pass ------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 
 from ..core.checks import as_tokens, check_circuit, check_same_shape
 from ..core.graph import Circuit, CircuitGraph, Edge
+from ..core.metrics import metric_positions
 from ..core.results import SweepResult
 from .edge_memory import DEFAULT_MEMORY_BUDGET, copies_per_pass
 from .edge_model import CHANNELS, EdgeModel, RunState
@@ -113,9 +114,11 @@ def edge_patching(model, clean: Sequence[str] | Int[Tensor, "batch pos"],
                    else (em.corrupted, em.clean.senders))
     values = torch.full((len(graph.edges),), float("nan"), dtype=torch.float64)
     chunks = [chunk for stage in em.stages for chunk in _chunks(em, stage, wanted, per_pass)]
-    for stage, chunk in tqdm(chunks, desc="edge patching", disable=not progress):
-        logits = _sweep(em, stage, chunk, base, other)
-        values[chunk] = torch.tensor(metric_per_copy(metric, logits, em.batch), dtype=torch.float64)
+    with em.reading_positions(metric_positions(metric, tokens)):  # unembed only where read
+        for stage, chunk in tqdm(chunks, desc="edge patching", disable=not progress):
+            logits = _sweep(em, stage, chunk, base, other)
+            values[chunk] = torch.tensor(metric_per_copy(metric, logits, em.batch),
+                                         dtype=torch.float64)
     anchors = {"clean": metric_value(metric, em.clean.logits).item(),
                "corrupted": metric_value(metric, em.corrupted_logits).item()}
     kind = ", zero ablation" if em.corrupted is None else ""
@@ -153,7 +156,7 @@ def _sweep(em: EdgeModel, stage, chunk: list[int], base: RunState, other: Tensor
     index = em.stages.index(stage)
     x = em.entering(base, index)
     if stage.kind == "logits":
-        return em.unembed(x + delta).flatten(0, 1)
+        return em.unembed((x + delta).flatten(0, 1))
     if stage.kind == "mlp":
         x = x.repeat(n_copies, 1, 1)
         x = x + em.mlp(stage.layer, x + delta.flatten(0, 1))
@@ -211,9 +214,10 @@ def circuit_metrics(model, clean: Sequence[str] | Int[Tensor, "batch pos"],
     removed = torch.stack(masks).float() if masks else torch.zeros(0, len(em.graph.edges))
     values = []
     starts = range(0, len(removed), per_pass)
-    for start in tqdm(starts, desc="circuits", disable=not progress):
-        logits = em.patched_logits(removed[start:start + per_pass])
-        values += metric_per_copy(metric, logits, em.batch)
+    with em.reading_positions(metric_positions(metric, tokens)):  # unembed only where read
+        for start in tqdm(starts, desc="circuits", disable=not progress):
+            logits = em.patched_logits(removed[start:start + per_pass])
+            values += metric_per_copy(metric, logits, em.batch)
     return torch.tensor(values, dtype=torch.float64)
 
 

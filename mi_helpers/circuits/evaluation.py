@@ -35,7 +35,10 @@ from torch import Tensor
 from ..core.checks import check_circuit, check_positive, check_tokens, check_type
 from ..core.graph import Circuit
 from ..core.heads import Head, all_heads, check_heads
+from ..core.activations import run_cached
 from ..core.hooks import hook_name
+from ..core.metrics import PositionReader, metric_positions
+from ..core.residual import unembed
 from .patching import Metric, metric_value
 
 __all__ = ["CircuitEvaluator", "Faithfulness", "faithfulness", "CompletenessPoint",
@@ -78,6 +81,8 @@ class CircuitEvaluator:
         self.positions = {h: torch.as_tensor(p).reshape(len(tokens), -1)
                           for h, p in zip(heads, (positions or {}).values())}
         self.all_heads = all_heads(model)
+        self._reader = PositionReader()
+        self._reader.read_positions = metric_positions(metric, tokens)
         self.full = self.score(self.all_heads)
         self.empty = self.score([])
 
@@ -100,12 +105,22 @@ class CircuitEvaluator:
         return masks
 
     def run(self, kept: Heads) -> Float[Tensor, "batch pos d_vocab"]:
-        """Logits with every head outside ``kept`` (heads or a Circuit) mean-ablated."""
+        """Logits with every head outside ``kept`` (heads or a Circuit) mean-ablated.
+
+        With a :class:`~mi_helpers.core.metrics.PositionMetric` only the positions it reads
+        are unembedded (the other logits are NaN): on gpt2 the 50,257-token unembedding of
+        every position is a third of the pass.
+        """
         kept = set(_heads(self.model, kept))
         hooks = [(name, partial(_keep_or_mean, keep=mask, mean=self.means[name]))
                  for name, mask in self.keep_masks(kept).items() if not mask.all()]
+        if self._reader.read_positions is None:
+            with torch.no_grad():
+                return self.model.run_with_hooks(self.tokens, fwd_hooks=hooks)
+        final = hook_name("resid_post", self.model.cfg.n_layers - 1)
+        _, cache = run_cached(self.model, self.tokens, [final], hooks, stop_early=True)
         with torch.no_grad():
-            return self.model.run_with_hooks(self.tokens, fwd_hooks=hooks)
+            return self._reader.read_logits(cache[final], partial(unembed, self.model))
 
     def score(self, kept: Heads) -> float:
         """``F(kept)``: the metric with only the heads in ``kept`` running."""

@@ -91,6 +91,27 @@ class IOIDataset:
     def __len__(self) -> int:
         return len(self.prompts)
 
+    def __getitem__(self, rows: slice) -> IOIDataset:
+        """The prompts ``rows`` (a slice, e.g. ``ioi[:20]``) as a dataset of their own, with
+        the same token width, so an aligned corruption sliced alike stays aligned."""
+        if not isinstance(rows, slice):
+            raise TypeError(f"index an IOIDataset with a slice (e.g. ioi[:20]), not "
+                            f"{type(rows).__name__}")
+        picked = range(len(self))[rows]
+        if not picked:
+            raise ValueError(f"the slice {rows} selects none of the {len(self)} prompts")
+        index = torch.tensor(list(picked), device=self.tokens.device)
+
+        def cut(values):
+            return [values[i] for i in picked] if isinstance(values, list) else values[index]
+
+        return replace(self, prompts=cut(self.prompts), io=cut(self.io), s=cut(self.s),
+                       template_ids=cut(self.template_ids), order=cut(self.order),
+                       tokens=cut(self.tokens), io_ids=cut(self.io_ids), s_ids=cut(self.s_ids),
+                       word_positions={k: cut(v) for k, v in self.word_positions.items()},
+                       places=cut(self.places) if self.places else [],
+                       objects=cut(self.objects) if self.objects else [])
+
     def logit_diff(self, logits: Float[Tensor, "batch pos d_vocab"]) -> Float[Tensor, "batch"]:
         """``logit(IO) - logit(S)`` at each prompt's last position."""
         return logit_difference(logits_at(logits, self.word_positions["end"]), self.io_ids,

@@ -58,7 +58,7 @@ from torch import Tensor
 from ..core.activations import FwdHook, run_cached
 from ..core.checks import as_tokens, check_same_shape, checked_indices
 from ..core.hooks import READ_ONLY, check_writable_hooks, hook_name
-from ..core.metrics import PositionMetric
+from ..core.metrics import PositionMetric, metric_positions
 from ..core.results import SweepResult
 from .edge_memory import DEFAULT_MEMORY_BUDGET, copies_per_pass
 from .replay import Replay, ReplayState, replayer
@@ -220,7 +220,7 @@ def _sweep(model, tokens, source, metric, target, coords, fwd_hooks, patches_per
     indices = list(itertools.product(*coords.values()))
     per_pass = default_patches_per_pass(model, tokens, patches_per_pass, memory_budget,
                                         "hooks" if rp is None else "replay")
-    values, read = [], _read_positions(metric, tokens)
+    values, read = [], metric_positions(metric, tokens)
     # a replayed pass starts at its layer, so its copies keep to one layer
     groups = ([list(g) for _, g in itertools.groupby(indices, key=lambda index: index[0])]
               if rp is not None else [indices])
@@ -232,29 +232,8 @@ def _sweep(model, tokens, source, metric, target, coords, fwd_hooks, patches_per
             else:
                 with rp.reading_positions(read):
                     logits = _replay_patched(rp, state, source, target, chunk)
-            values += [_value(metric, part, rp) for part in logits.split(len(tokens))]
+            values += [metric_value(metric, part) for part in logits.split(len(tokens))]
     return torch.stack(values).reshape([len(v) for v in coords.values()])
-
-
-def _read_positions(metric, tokens: Tensor) -> Tensor | None:
-    """The one position per prompt a :class:`~mi_helpers.core.metrics.PositionMetric`
-    reads (None for any other metric, or positions that do not fit ``tokens``)."""
-    positions = metric.positions if isinstance(metric, PositionMetric) else None
-    if positions is None or positions.shape != (len(tokens),):
-        return None
-    return positions % tokens.shape[1]
-
-
-def _value(metric, logits: Tensor, rp: Replay | None) -> Tensor:
-    """:func:`metric_value`, with a clear error when a PositionMetric read elsewhere."""
-    try:
-        return metric_value(metric, logits)
-    except ValueError:
-        if rp is not None and isinstance(metric, PositionMetric) and logits.isnan().any():
-            raise ValueError("the metric read logits outside its declared positions (they are "
-                             "NaN in a replayed sweep): give PositionMetric the positions it "
-                             "reads, or pass a plain function") from None
-        raise
 
 
 def _check_source(model, source: Mapping[str, Tensor], names: Sequence[str], batch: int) -> None:
@@ -338,9 +317,16 @@ def metric_value(metric: Metric, logits: Float[Tensor, "batch pos d_vocab"]) -> 
     """``metric(logits)`` as a detached float scalar.
 
     Raises:
-        ValueError: the metric returned more than one number, or not a finite one.
+        ValueError: the metric returned more than one number, or not a finite one, or a
+            :class:`~mi_helpers.core.metrics.PositionMetric` read NaN logits outside its
+            positions.
     """
     value = torch.as_tensor(metric(logits))
+    if isinstance(metric, PositionMetric) and not torch.isfinite(value).all() \
+            and logits.isnan().any():
+        raise ValueError("the metric read logits outside its declared positions (a sweep that "
+                         "unembeds only there leaves the rest NaN): give PositionMetric the "
+                         "positions it reads, or pass a plain function")
     if value.ndim != 0:
         raise ValueError(f"the metric must return a scalar, but it returned shape "
                          f"{tuple(value.shape)}; reduce it over the batch, e.g. end it "

@@ -46,9 +46,10 @@ from ..core.activations import run_cached
 from ..core.checks import as_tokens, check_positions, check_same_shape
 from ..core.heads import Head, check_heads
 from ..core.hooks import hook_name, layer_hooks
+from ..core.metrics import metric_positions
 from ..core.results import SweepResult
 from .edge_memory import DEFAULT_MEMORY_BUDGET
-from .patching import Metric, _read_positions, _value, default_patches_per_pass, metric_value
+from .patching import Metric, default_patches_per_pass, metric_value
 from .edge_model import Stage
 from .replay import Replay, ReplayState, replayer
 
@@ -134,7 +135,7 @@ def path_patching(model, clean: Sequence[str] | Int[Tensor, "batch pos"],
     runs, anchors = _clean_and_corrupted(model, rp, clean_tokens, corrupted_tokens, metric)
     per_pass = default_patches_per_pass(model, clean_tokens, patches_per_pass, memory_budget,
                                         "hooks" if rp is None else "replay")
-    values, read = [], _read_positions(metric, clean_tokens)
+    values, read = [], metric_positions(metric, clean_tokens)
     for start in range(0, len(sender_sets), per_pass):
         chunk = sender_sets[start:start + per_pass]
         if rp is not None:
@@ -145,7 +146,7 @@ def path_patching(model, clean: Sequence[str] | Int[Tensor, "batch pos"],
             if receivers != "logits":
                 logits = _receiver_run(model, clean_tokens, receiver_inputs, receivers,
                                        len(chunk), receiver_positions)
-        values += [_value(metric, part, rp) for part in logits.split(len(clean_tokens))]
+        values += [metric_value(metric, part) for part in logits.split(len(clean_tokens))]
     values = torch.stack(values)
     method = f"path patching to {'the logits' if receivers == 'logits' else 'heads'}"
     if not grid:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import weakref
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -143,9 +142,6 @@ class Replay(EdgeModel):
         self.stages.append(Stage("logits", self.cfg.n_layers))
         self.index = {stage: i for i, stage in enumerate(self.stages)}
         self.rotary = None
-        #: ``[batch]`` positions whose logits are read (one per prompt; see
-        #: :meth:`reading_positions`), or None for every position.
-        self.read_positions: Tensor | None = None
         self._weights()
         self._linear_weights()
         self._fingerprint = _fingerprint(model)
@@ -210,32 +206,9 @@ class Replay(EdgeModel):
         return F.linear(hidden, self.lin["out"][layer], self.w["b_out"][layer])
 
     def unembed(self, x: Tensor) -> Float[Tensor, "batch pos d_vocab"]:
-        if self.read_positions is not None:
-            return self._unembed_at(x, self.read_positions)
-        return F.linear(self.norm(x, self.ln_final), self.lin["U"], self.w["b_U"])
-
-    def _unembed_at(self, x: Float[Tensor, "rows pos d_model"], positions: Tensor
-                    ) -> Float[Tensor, "rows pos d_vocab"]:
-        """Logits at one position per prompt (``rows`` is copies of the batch), NaN elsewhere."""
-        if len(x) % len(positions):
-            raise ValueError(f"{len(x)} rows are not copies of a batch of {len(positions)} "
-                             f"prompts (one read position each)")
-        rows = torch.arange(len(x), device=x.device)
-        where = positions.to(x.device).repeat(len(x) // len(positions))
-        picked = F.linear(self.norm(x[rows, where], self.ln_final), self.lin["U"], self.w["b_U"])
-        out = picked.new_full((*x.shape[:2], picked.shape[-1]), float("nan"))
-        out[rows, where] = picked
-        return out
-
-    @contextmanager
-    def reading_positions(self, positions: Tensor | None):
-        """Within the block, passes unembed only at ``positions`` (``[batch]``, one per
-        prompt; ``None``: every position). The logits elsewhere are NaN."""
-        before, self.read_positions = self.read_positions, positions
-        try:
-            yield self
-        finally:
-            self.read_positions = before
+        """The logits (only at :attr:`read_positions` when set, NaN elsewhere)."""
+        return self.read_logits(x, lambda h: F.linear(self.norm(h, self.ln_final),
+                                                      self.lin["U"], self.w["b_U"]))
 
     # ---- passes -------------------------------------------------------------------------------
 

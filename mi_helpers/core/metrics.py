@@ -9,12 +9,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import contextmanager
+
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
 __all__ = ["per_token_loss", "logit_difference", "kl_divergence", "kl_from_log_probs",
-           "PositionMetric"]
+           "PositionMetric", "metric_positions", "PositionReader"]
 
 
 def per_token_loss(logits: Float[Tensor, "batch pos d_vocab"], tokens: Int[Tensor, "batch pos"]
@@ -76,3 +79,51 @@ class PositionMetric:
     def __repr__(self) -> str:
         return f"PositionMetric({getattr(self.fn, '__qualname__', self.fn)!s})"
 
+
+
+def metric_positions(metric, tokens: Int[Tensor, "batch pos"]) -> Int[Tensor, "batch"] | None:
+    """The one position per prompt a :class:`PositionMetric` reads (``[batch]``, in
+    ``0..pos-1``), or None for any other metric or positions that do not fit ``tokens``."""
+    positions = metric.positions if isinstance(metric, PositionMetric) else None
+    if positions is None or positions.shape != (len(tokens),):
+        return None
+    return positions % tokens.shape[1]
+
+
+class PositionReader:
+    """For forward passes rebuilt from the weights (replayed patching, the edge model):
+    within :meth:`reading_positions`, passes unembed only at one position per prompt.
+
+    On gpt2 the 50,257-token unembedding of every position is most of a patched pass;
+    a :class:`PositionMetric` says which logits it reads, and the others are left NaN.
+    """
+
+    #: ``[batch]`` positions whose logits are read, or None for every position.
+    read_positions: Tensor | None = None
+
+    @contextmanager
+    def reading_positions(self, positions: Int[Tensor, "batch"] | None):
+        """Within the block, passes unembed only at ``positions`` (one per prompt; None:
+        every position). The logits elsewhere are NaN."""
+        before, self.read_positions = self.read_positions, positions
+        try:
+            yield self
+        finally:
+            self.read_positions = before
+
+    def read_logits(self, x: Float[Tensor, "rows pos d_model"],
+                    unembed: Callable[[Tensor], Tensor]) -> Float[Tensor, "rows pos d_vocab"]:
+        """``unembed(x)`` (final norm and unembedding), at the read positions only when
+        some are set; ``rows`` are copies of the batch, each prompt read at its position."""
+        positions = self.read_positions
+        if positions is None:
+            return unembed(x)
+        if len(x) % len(positions):
+            raise ValueError(f"{len(x)} rows are not copies of a batch of {len(positions)} "
+                             f"prompts (one read position each)")
+        rows = torch.arange(len(x), device=x.device)
+        where = positions.to(x.device).repeat(len(x) // len(positions))
+        picked = unembed(x[rows, where])
+        out = picked.new_full((*x.shape[:2], picked.shape[-1]), float("nan"))
+        out[rows, where] = picked
+        return out

@@ -291,7 +291,10 @@ best_score = scores["induction"][best].item()
 print(f"best induction head: {best.label}, score {best_score:.2f}")
 
 # %%
-assert best_score > 0.8, "expected an induction head with score > 0.8"
+if MODEL.startswith("zoo") or MODEL == "gpt2":  # model cards; Olsson et al. (2022) for gpt2
+    assert best_score > 0.8, "expected an induction head with score > 0.8"
+else:
+    print(f"no expectation for {MODEL}: best induction score {best_score:.2f}")
 
 # %% [markdown]
 # The control: the same scores on a randomly initialised model of the same architecture.

@@ -173,9 +173,11 @@ plt.show()
 best = max(range(1, len(hooks)), key=lambda i: dense[i]["f1"])
 print(f"best layer: {names[best]} (F1 {dense[best]['f1']:.3f}); "
       f"embedding accuracy {dense[0]['accuracy']:.3f}")
-assert dense[0]["accuracy"] < 0.65, "the name's embedding alone should not tell the language"
 if MODEL.startswith("zoo"):
+    assert dense[0]["accuracy"] < 0.65, "the name's embedding alone should not tell the language"
     assert dense[best]["f1"] >= 0.95, "a linear probe should read the language after attention"
+else:
+    print(f"no expectation for {MODEL}")
 
 # %% [markdown]
 # ## 3. Controls: is it the language, or something that comes with it?
@@ -332,8 +334,11 @@ print(f"after projecting out the probe direction: {effect['intervened']:.2f} "
 print(f"after projecting out random directions: mean |change| {effect['random_abs_effect']:.3f}")
 
 # %%
-assert effect["effect"] < 0, "removing the French direction should lower the French preference"
-assert abs(effect["effect"]) > 5 * effect["random_abs_effect"], "a random direction should do far less"
+if MODEL.startswith("zoo"):
+    assert effect["effect"] < 0, "removing the French direction should lower the French preference"
+    assert abs(effect["effect"]) > 5 * effect["random_abs_effect"], "a random direction should do far less"
+else:
+    print(f"no expectation for {MODEL}")
 
 # %% [markdown]
 # ### Exercise 02.3: project a direction out

@@ -101,7 +101,10 @@ with torch.no_grad():
 print(f"logit difference: clean {clean_metric:.2f}, corrupted {corrupted_metric:.2f}")
 
 # %%
-assert clean_metric > 2 and clean_metric - corrupted_metric > 2, "the corruption should matter"
+if MODEL == "zoo-4l" or MODEL == "gpt2":  # model card; Wang et al. (2022): 3.56 on gpt2
+    assert clean_metric > 2 and clean_metric - corrupted_metric > 2, "the corruption should matter"
+else:
+    print(f"no expectation for {MODEL}")
 
 # %% [markdown]
 # ### Exercise 05.1: the metric, for prompts of different lengths
@@ -167,8 +170,11 @@ name_slots = [pos["IO"], pos["S1"], pos["S2"]]
 others = [p for p in range(len(labels)) if p not in name_slots]
 print(f"layer 0: best name slot {shown(first[name_slots].max()):.2f}, "
       f"best other position {shown(first[others].max()):.2f}")
-assert first[name_slots].max() > 0.5 and first[others].max() < 0.1, "at layer 0, the names"
-assert last[pos["end"]] > 0.9 and last[:pos["end"]].max() < 0.2, "by the last layer, the end token"
+if MODEL == "zoo-4l":
+    assert first[name_slots].max() > 0.5 and first[others].max() < 0.1, "at layer 0, the names"
+    assert last[pos["end"]] > 0.9 and last[:pos["end"]].max() < 0.2, "by the last layer, the end token"
+else:
+    print(f"no expectation for {MODEL}")
 
 # %% [markdown]
 # ### Exercise 05.2: an activation-patching loop
@@ -254,7 +260,10 @@ necessity = torch.cat([1 - blocks["attn_out", "noise"], 1 - blocks["mlp_out", "n
 sufficiency = torch.cat([blocks["attn_out", "denoise"], blocks["mlp_out", "denoise"]])
 agreement = torch.corrcoef(torch.stack([necessity, sufficiency]))[0, 1].item()
 print(f"correlation of necessity and sufficiency over the {len(necessity)} blocks: {agreement:.2f}")
-assert agreement > 0.5, "noising and denoising should point at the same blocks"
+if MODEL == "zoo-4l":
+    assert agreement > 0.5, "noising and denoising should point at the same blocks"
+else:
+    print(f"no expectation for {MODEL}")
 
 # %% [markdown]
 # ## 4. Every head (noising), and three ablations
@@ -286,8 +295,11 @@ for kind, d in drop.items():
 shared = top["mean"] & top["resample"] & top["corrupted patch"]
 print("heads in the top 3 of mean, resample and corrupted patching alike:",
       [h.label for h in sorted(shared)])
-assert len(shared) >= 2, "the ablations should agree on the most important heads"
-assert drop["zero"].abs().mean() > drop["mean"].abs().mean(), "zero ablation is the harshest"
+if MODEL == "zoo-4l":
+    assert len(shared) >= 2, "the ablations should agree on the most important heads"
+    assert drop["zero"].abs().mean() > drop["mean"].abs().mean(), "zero ablation is the harshest"
+else:
+    print(f"no expectation for {MODEL}")
 
 # %% [markdown]
 # ### Exercise 05.3: a hook that patches one head
@@ -338,8 +350,11 @@ similarity = torch.nn.functional.cosine_similarity(tracing.score.flatten(), resi
 print(f"cosine similarity of the tracing and the ABC-patching maps: {similarity:.2f}")
 
 # %%
-assert tracing.score[-1, pos["end"]] > 0.9
-assert similarity > 0.7, "noise and ABC corruption should trace the same route"
+if MODEL == "zoo-4l":
+    assert tracing.score[-1, pos["end"]] > 0.9
+    assert similarity > 0.7, "noise and ABC corruption should trace the same route"
+else:
+    print(f"no expectation for {MODEL}")
 
 # %% [markdown]
 # ## Summary

@@ -85,6 +85,7 @@ from mi_helpers.circuits import (CircuitEvaluator, abc_corruption, completeness,
                                  edge_patching, faithfulness, head_means, ioi_dataset,
                                  minimality, path_patching)
 from mi_helpers.core import Circuit, CircuitGraph, Head, layer_hooks, run_cached, top_heads
+from mi_helpers.core.metrics import PositionMetric
 from mi_helpers.features import head_logits
 from mi_helpers.viz import heatmap
 
@@ -103,7 +104,8 @@ print(f"{MODEL}: {n_layers} layers, {n_heads} heads per layer")
 # %%
 ioi = ioi_dataset(model, 100, seed=0)
 abc = abc_corruption(ioi, model, seed=1)
-io_score = partial(ioi.name_score, who="IO")
+end = ioi.word_positions["end"]  # every metric here reads the last token only, and says so
+io_score = PositionMetric(partial(ioi.name_score, who="IO"), end)
 with torch.no_grad():
     clean_logits, abc_logits = model(ioi.tokens), model(abc.tokens)
 for label, logits in (("clean", clean_logits), ("ABC", abc_logits)):
@@ -128,7 +130,10 @@ print("heads whose path to the logits lowers the logit difference by > 10%:",
 direct_heads = found_direct or to_logits.top_heads(1)  # analyse at least the strongest path
 
 # %%
-assert 1 <= len(found_direct) <= 6, "expected a few heads, not none or all"
+if MODEL.startswith("zoo"):
+    assert 1 <= len(found_direct) <= 6, "expected a few heads, not none or all"
+else:
+    print(f"no expectation for {MODEL}")
 
 # %% [markdown]
 # ### Exercise 06.1: one step of path patching
@@ -254,7 +259,7 @@ check_attention_between(attention_between)
 means = head_means(model, abc.tokens, ioi.template_ids)
 evaluators = {label: CircuitEvaluator(model, ioi.tokens, metric, means)
               for label, metric in (("logit diff", ioi.metric), ("IO name score", io_score),
-                                    ("IO top-1", ioi.top1_accuracy))}
+                                    ("IO top-1", PositionMetric(ioi.top1_accuracy, end)))}
 only_direct = {label: ev.score(direct_heads) for label, ev in evaluators.items()}
 for label, ev in evaluators.items():
     print(f"{label:>13}: full model {ev.full:6.2f}, only these heads {only_direct[label]:6.2f}, "
@@ -299,13 +304,16 @@ mover_attention = show_attention(mover_heads, "heads found in section 5")
 # from copying any name is the difference of the two gains, **IO − S**.
 
 # %%
-per_head = head_logits(model, ioi.tokens)[:, :, rows, pos["end"]]  # layer head batch d_vocab
+# at the last token, for the candidate names only: layer head batch name
+per_head = head_logits(model, ioi.tokens, positions=pos["end"], vocab=ioi.name_ids)
+name_column = {int(t): i for i, t in enumerate(ioi.name_ids)}
 
 
 def copy_gain(head, target_ids):
     """How much ``head``'s output raises ``target_ids`` above the mean candidate name."""
-    out = per_head[head.layer, head.head]  # batch d_vocab
-    return (out[rows, target_ids] - out[:, ioi.name_ids].mean(-1)).mean().item()
+    out = per_head[head.layer, head.head]  # batch name
+    columns = torch.tensor([name_column[int(t)] for t in target_ids])
+    return (out[rows, columns] - out.mean(-1)).mean().item()
 
 
 gains = torch.tensor([[copy_gain(h, ioi.io_ids), copy_gain(h, ioi.s_ids)] for h in mover_heads])
@@ -316,9 +324,12 @@ for h, (gain_io, gain_s), (a_io, a_s1, a_s2) in zip(mover_heads, gains.tolist(),
 name_attention = mover_attention.sum(-1)
 
 # %%
-assert len(found_movers) >= 1, "no head's path raises the IO name score"
-assert (name_attention > 0.5).all(), "they should attend mostly to the names"
-assert (gains[:, 0] > 0).all(), "and copy them"
+if MODEL.startswith("zoo"):
+    assert len(found_movers) >= 1, "no head's path raises the IO name score"
+    assert (name_attention > 0.5).all(), "they should attend mostly to the names"
+    assert (gains[:, 0] > 0).all(), "and copy them"
+else:
+    print(f"no expectation for {MODEL}")
 
 # %% [markdown]
 # Read the last column. On the zoo model every one of these heads attends to IO and S1
@@ -398,13 +409,18 @@ check_copying_score(copying_score)
 # frozen but the MLPs recomputing, so it cannot say whether a head writes to the logits
 # itself or through an MLP. **Exact edge patching** (notebook 08) can: it patches one edge
 # `sender -> receiver` at a time, here every outgoing edge of the S2 heads, and reports
-# how much the logit difference falls.
+# how much the logit difference falls. Each edge costs a forward pass from its receiver
+# on; on a hub-width model (d_model 768 on gpt2, 400 edges out of a layer-0 head) the
+# sweep takes the two strongest heads on the first 20 prompts.
 
 # %%
 graph = CircuitGraph.from_model(model)
+small = model.cfg.d_model <= 256
+edge_heads, prompts = (direct_heads, slice(None)) if small else (direct_heads[:2], slice(20))
 outgoing = [e for e in graph.edges
-            if e.sender.kind == "head" and Head(e.sender.layer, e.sender.head) in direct_heads]
-edge_result = edge_patching(model, ioi.tokens, abc.tokens, ioi.metric, edges=outgoing)
+            if e.sender.kind == "head" and Head(e.sender.layer, e.sender.head) in edge_heads]
+edge_result = edge_patching(model, ioi[prompts].tokens, abc[prompts].tokens,
+                            ioi[prompts].metric, edges=outgoing, progress=not small)
 effects = edge_effects(edge_result)  # drop in logit diff when the edge is corrupted
 by_receiver = {}
 for e in outgoing:
@@ -493,10 +509,13 @@ for label, f in faith.items():
           f"random circuits mean {r.mean():.2f}, best {r.max():.2f}")
 
 # %%
-assert faith["logit diff"].ratio >= 0.8, "the circuit should recover >= 80% of the logit diff"
-assert faith["IO top-1"].circuit >= 0.8, "and name IO in >= 80% of prompts"
-for label, f in faith.items():
-    assert f.circuit > random_scores[label].max(), f"a random circuit beats ours on {label}"
+if MODEL.startswith("zoo"):
+    assert faith["logit diff"].ratio >= 0.8, "the circuit should recover >= 80% of the logit diff"
+    assert faith["IO top-1"].circuit >= 0.8, "and name IO in >= 80% of prompts"
+    for label, f in faith.items():
+        assert f.circuit > random_scores[label].max(), f"a random circuit beats ours on {label}"
+else:
+    print(f"no expectation for {MODEL}")
 
 # %% [markdown]
 # Some random circuits come close on the logit difference (the best of them is printed
@@ -538,8 +557,11 @@ print(f"completeness gap |F(C\\K) - F(M\\K)|: mean {gaps.mean():.2f}, largest {g
 print("minimality:", {h.label: round(v, 2) for h, v in mins.items()})
 
 # %%
-assert gaps.max() < 0.5 * ev.full, "no subset should break the circuit much more than the model"
-assert min(mins.values()) > 0.02 * ev.full, "every head in the circuit should matter"
+if MODEL.startswith("zoo"):
+    assert gaps.max() < 0.5 * ev.full, "no subset should break the circuit much more than the model"
+    assert min(mins.values()) > 0.02 * ev.full, "every head in the circuit should matter"
+else:
+    print(f"no expectation for {MODEL}")
 
 # %% [markdown]
 # ## 9. On gpt2-small

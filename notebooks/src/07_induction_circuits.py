@@ -110,9 +110,12 @@ print(f"strongest induction head {induction_head.label}, previous-token head "
       f"{prev_head.label}: {scores['previous_token'][prev_head]:.2f}")
 
 # %%
-assert len(found_induction) >= 1, "no head scores above 0.8 on induction"
-assert scores["previous_token"][prev_head] > 0.8, "no previous-token head"
-assert prev_head.layer < induction_head.layer, "the previous-token head must come first"
+if MODEL.startswith("zoo") or MODEL == "gpt2":  # model cards; Olsson et al. (2022) for gpt2
+    assert len(found_induction) >= 1, "no head scores above 0.8 on induction"
+    assert scores["previous_token"][prev_head] > 0.8, "no previous-token head"
+    assert prev_head.layer < induction_head.layer, "the previous-token head must come first"
+else:
+    print(f"no expectation for {MODEL}")
 
 # %%
 tokens = repeated_random_tokens(model, rep_len=10, n_seqs=1, seed=1)
@@ -189,9 +192,12 @@ for kind in pair:
           f"{[round(v, 3) for v in pair[kind].tolist()]} (random heads: {baseline[kind]:.3f})")
 
 # %%
-assert len(pair["K"]) >= 1, "no induction head after the previous-token head"
-assert (pair["K"] > pair["Q"]).all() and (pair["K"] > pair["V"]).all(), "keys read the previous-token head"
-assert (pair["K"] > 1.5 * baseline["K"]).all(), "...clearly more than chance"
+if MODEL.startswith("zoo"):
+    assert len(pair["K"]) >= 1, "no induction head after the previous-token head"
+    assert (pair["K"] > pair["Q"]).all() and (pair["K"] > pair["V"]).all(), "keys read the previous-token head"
+    assert (pair["K"] > 1.5 * baseline["K"]).all(), "...clearly more than chance"
+else:
+    print(f"no expectation for {MODEL}")
 
 # %% [markdown]
 # ### Exercise 07.2: a K-composition score
@@ -278,9 +284,12 @@ for h in top_heads(increase, n_layers * n_heads):
 
 # %%
 smallest = min(increase[h].item() for h in induction_heads)
-assert smallest > 1.0, "ablating an induction head should cost > 1 nat/token"
-assert smallest > 2 * max(same_layer, default=0), "...more than twice any other head of its layer"
-assert increase[prev_head] == increase[prev_head.layer].max(), "the costliest head of its layer"
+if MODEL.startswith("zoo"):
+    assert smallest > 1.0, "ablating an induction head should cost > 1 nat/token"
+    assert smallest > 2 * max(same_layer, default=0), "...more than twice any other head of its layer"
+    assert increase[prev_head] == increase[prev_head.layer].max(), "the costliest head of its layer"
+else:
+    print(f"no expectation for {MODEL}: the cheapest induction head costs {smallest:.2f} nats/token")
 
 # %% [markdown]
 # ### Exercise 07.3: the loss where only induction helps
@@ -382,10 +391,13 @@ else:
 
 # %%
 first, second = "first copy (r' + r)", "second copy (r + r')"
-assert receivers, "no induction head after the previous-token head"
-assert path[first, "k"] < 0.2, "through the keys"
-assert whole_query.score.min() < 0.8, "the second-copy corruption must reach the queries"
-assert path[second, "q"] > 0.9, "...but not through the previous-token head"
+if MODEL.startswith("zoo"):
+    assert receivers, "no induction head after the previous-token head"
+    assert path[first, "k"] < 0.2, "through the keys"
+    assert whole_query.score.min() < 0.8, "the second-copy corruption must reach the queries"
+    assert path[second, "q"] > 0.9, "...but not through the previous-token head"
+else:
+    print(f"no expectation for {MODEL}")
 
 # %% [markdown]
 # **The value path.** With the first copy corrupted, the previous-token head's path

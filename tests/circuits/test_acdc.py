@@ -94,3 +94,38 @@ def test_bad_input(random_gpt2, edge_tools):
         acdc(random_gpt2, clean, corrupted, tau=0.1, memory_budget=4096)
     with pytest.raises(IndexError, match="beyond the prompt"):
         acdc(random_gpt2, clean, corrupted, tau=0.1, positions=50)
+
+
+TAU = 0.01
+
+
+def test_acdc_reads_only_where_its_score_reads(zoo2l, edge_tools, monkeypatch):
+    """ACDC's passes unembed only at the positions its KL (or PositionMetric) reads, and
+    find the same circuit as with every position unembedded."""
+    from mi_helpers.core.metrics import PositionMetric, PositionReader
+
+    clean, corrupted, _ = edge_tools.induction_pair(zoo2l)
+    at = clean.shape[1] - 2  # predicts the last token by induction
+    last = torch.full((len(clean),), at)
+
+    def metric(logits):
+        return logits[:, at].log_softmax(-1).gather(-1, clean[:, -1:]).mean()
+
+    reads = []
+    real = PositionReader.read_logits
+
+    def recording(self, x, unembed):
+        reads.append(self.read_positions)
+        return real(self, x, unembed)
+
+    for score in ("kl", PositionMetric(metric, last)):
+        monkeypatch.setattr(PositionReader, "read_logits",
+                            lambda self, x, unembed: unembed(x))  # every position
+        everywhere = acdc(zoo2l, clean, corrupted, score, tau=TAU, positions=at, progress=False)
+        reads.clear()
+        monkeypatch.setattr(PositionReader, "read_logits", recording)
+        fast = acdc(zoo2l, clean, corrupted, score, tau=TAU, positions=at, progress=False)
+        patched = reads[2:]  # after the clean and corrupted runs, which keep every logit
+        assert patched and all(r is not None and r.tolist() == last.tolist() for r in patched)
+        assert fast == everywhere
+        assert 0 < len(fast) < len(fast.graph.edges), "a circuit between empty and full"

@@ -8,7 +8,8 @@ from mi_helpers.circuits import edge_model as edge_model_module
 from mi_helpers.circuits.edge_model import EdgeModel
 from mi_helpers.circuits.edge_patching import (build_edge_model, circuit_metrics, edge_patching,
                                                metric_per_copy)
-from mi_helpers.core.graph import Circuit
+from mi_helpers.core.graph import Circuit, CircuitGraph
+from mi_helpers.core.metrics import PositionMetric, PositionReader
 
 
 @pytest.fixture(params=["zoo2l", "random_gpt2"])
@@ -150,3 +151,35 @@ def test_attention_directions(tiny_model, edge_tools, monkeypatch):
     monkeypatch.setattr(tiny_model.cfg, "attention_dir", "bidirectional")
     with pytest.raises(ValueError, match="does not reproduce this model's logits"):
         EdgeModel(tiny_model, clean, corrupted)  # the model masks, the engine would not
+
+
+def test_a_position_metric_gives_the_same_edges_and_circuits_unembedding_one_position(
+        model, edge_tools, monkeypatch):
+    """Declaring the one position per prompt the metric reads changes no edge's value nor
+    any circuit's metric; the passes then unembed only there (the rest of the logits NaN)."""
+    clean, corrupted, metric = edge_tools.make_pair(model)
+    graph = CircuitGraph.from_model(model)
+    edges = graph.edges[::7]  # edges into every kind of receiver, logits included
+    circuits = [Circuit.from_edges(graph, graph.edges[::3]), Circuit(graph, frozenset())]
+    full = edge_patching(model, clean, corrupted, metric, edges=edges)
+    full_circuits = circuit_metrics(model, clean, corrupted, metric, circuits)
+    nan_logits = []
+    real = PositionReader.read_logits
+
+    def counting(self, x, unembed):
+        out = real(self, x, unembed)
+        if self.read_positions is not None:
+            nan_logits.append(out.isnan().any().item())
+        return out
+
+    monkeypatch.setattr(PositionReader, "read_logits", counting)
+    declared = PositionMetric(metric, torch.full((len(clean),), clean.shape[1] - 1))
+    fast = edge_patching(model, clean, corrupted, declared, edges=edges)
+    assert torch.allclose(fast.values, full.values, atol=1e-5, equal_nan=True)
+    assert fast.values.isfinite().sum() == len(edges)
+    assert torch.allclose(circuit_metrics(model, clean, corrupted, declared, circuits),
+                          full_circuits, atol=1e-5)
+    assert nan_logits and all(nan_logits), "the passes should unembed only the last position"
+    reads_first = PositionMetric(lambda logits: logits[:, 0, 5].mean(), declared.positions)
+    with pytest.raises(ValueError, match="outside its declared positions"):
+        edge_patching(model, clean, corrupted, reads_first, edges=edges)

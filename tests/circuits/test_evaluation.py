@@ -129,3 +129,19 @@ def test_zero_ablation_and_per_token_loss(setup):
     logits = torch.zeros(1, 3, 5)
     loss = per_token_loss(logits, torch.tensor([[0, 1, 2]]))
     assert torch.allclose(loss, torch.full((1, 2), torch.log(torch.tensor(5.0)).item()))
+
+
+def test_a_position_metric_gives_the_same_scores_unembedding_one_position(setup):
+    """The evaluator of a PositionMetric (IOI's metric) unembeds only each prompt's last
+    token and scores every circuit as the evaluator of the same function undeclared."""
+    model, data, ev, means = setup
+    plain = CircuitEvaluator(model, data.tokens, data.mean_logit_diff, means)
+    circuits = [[], [Head(0, 1), Head(2, 3)], ev.all_heads[::3], ev.all_heads]
+    for kept in circuits:
+        assert ev.score(kept) == pytest.approx(plain.score(kept), abs=1e-5)
+    logits = ev.run(circuits[1])
+    ends = data.word_positions["end"]
+    rows = torch.arange(len(ends))
+    assert logits[rows, ends].isfinite().all()
+    assert logits.isnan().sum() == logits.numel() - logits[rows, ends].numel()
+    assert torch.allclose(logits[rows, ends], plain.run(circuits[1])[rows, ends], atol=1e-5)

@@ -163,3 +163,29 @@ def test_evaluate_ioi_by_hand(zoo4):
     assert abs(small["logit_diff"]) < 1 and small["io_beats_s"] == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="one IO and one S name per prompt"):
         evaluate_ioi(zoo4, prompts, io[:2], s)
+
+
+def test_a_slice_of_the_dataset_is_the_same_prompts_and_metric(zoo4):
+    """``ioi[a:b]`` keeps its prompts' rows of every field, and its metric on their logits
+    is the full dataset's metric restricted to those prompts."""
+    from mi_helpers.circuits.ioi import abc_corruption, ioi_dataset
+    data = ioi_dataset(zoo4, 12, seed=0)
+    abc = abc_corruption(data, zoo4, seed=1)
+    part, part_abc = data[3:9:2], abc[3:9:2]
+    rows = [3, 5, 7]
+    assert part.prompts == [data.prompts[i] for i in rows] and len(part) == 3
+    assert part.io == [data.io[i] for i in rows] and part.order == [data.order[i] for i in rows]
+    assert torch.equal(part.tokens, data.tokens[rows])
+    assert torch.equal(part_abc.tokens, abc.tokens[rows]) and part_abc.io == part.io
+    for key, where in data.word_positions.items():
+        assert torch.equal(part.word_positions[key], where[rows]), key
+    with torch.no_grad():
+        logits = zoo4(data.tokens)
+    assert torch.allclose(part.logit_diff(logits[rows]), data.logit_diff(logits)[rows])
+    assert part.metric.positions.tolist() == data.word_positions["end"][rows].tolist()
+    assert part.top1_accuracy(logits[rows]) == (
+        logits[rows, data.word_positions["end"][rows]].argmax(-1) == data.io_ids[rows]).float().mean()
+    with pytest.raises(TypeError, match="slice"):
+        data[3]
+    with pytest.raises(ValueError, match="selects none"):
+        data[20:]

@@ -130,16 +130,20 @@ def test_a_position_metric_gives_the_same_sweep_unembedding_one_position(tiny_mo
                                                                           kwargs, monkeypatch):
     """Declaring the one position per prompt a metric reads (the last here, given as -1 and
     as an index) changes no value of a replayed sweep; the replay then unembeds only there."""
-    from mi_helpers.circuits.replay import Replay
-    from mi_helpers.core.metrics import PositionMetric
+    from mi_helpers.core.metrics import PositionMetric, PositionReader
 
     model = tiny_model  # a GPT-2: replayed
     plain = name_logit_diff(model)
     full = activation_patching(model, CLEAN, CORRUPTED, plain, target, **kwargs)
     rows = []
-    real = Replay._unembed_at
-    monkeypatch.setattr(Replay, "_unembed_at",
-                        lambda self, x, where: rows.append(len(x)) or real(self, x, where))
+    real = PositionReader.read_logits
+
+    def counting(self, x, unembed):
+        if self.read_positions is not None:
+            rows.append(len(x))
+        return real(self, x, unembed)
+
+    monkeypatch.setattr(PositionReader, "read_logits", counting)
     for last in (-1, model.to_tokens(CLEAN).shape[1] - 1):
         declared = PositionMetric(plain, torch.full((len(CLEAN),), last))
         fast = activation_patching(model, CLEAN, CORRUPTED, declared, target, **kwargs)
