@@ -257,6 +257,9 @@ check_promoted_tokens(promoted_tokens)
 #   random transformers also find token-like latents
 #   ([Heap et al., 2025](https://arxiv.org/abs/2501.17727)), so whatever also holds there
 #   is not about what training taught the model.
+#
+# On a hub model each unit's contexts cost a pass through half of a wide model, so 12
+# units of each kind are scored instead of 24.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -292,9 +295,11 @@ families = {("trained", "neurons"): (model, neurons),
             ("random", "SAE latents, same site"): (random_model,
                                                    SAELatentReader(mlp_sae(random_model)))}
 explainer = TokenExplainer()
+n_units = 24 if model.cfg.d_mlp <= 1024 else 12
 scored = {}
 for key, (m, reader) in families.items():
-    scored[key] = interpretability(m, reader, statistics(m, reader), tokens, explainer, seed=0)
+    scored[key] = interpretability(m, reader, statistics(m, reader), tokens, explainer,
+                                   n_units=n_units, seed=0)
 print(f"{'model':>8} {'units':>24} {'simulation':>16} {'shuffled':>9} {'detection':>10}")
 for (which, kind), result in scored.items():
     print(f"{which:>8} {kind:>24} {result.mean:9.2f} ± {result.sem:.2f} "
