@@ -99,10 +99,12 @@ print(f"{MODEL}: {n_layers} layers, {n_heads} heads per layer")
 # %% [markdown]
 # ## 1. The data
 # 100 prompts from the held-out templates (never seen in training; ABBA and BABA
-# alternate) and their ABC corruption, aligned prompt by prompt.
+# alternate) and their ABC corruption, aligned prompt by prompt. Path patching runs the
+# model once per head: a hub-width model (d_model 768 on gpt2) on a CPU gets 20 prompts.
 
 # %%
-ioi = ioi_dataset(model, 100, seed=0)
+hub_on_cpu = model.cfg.d_model > 256 and torch.device(model.cfg.device).type == "cpu"
+ioi = ioi_dataset(model, 20 if hub_on_cpu else 100, seed=0)
 abc = abc_corruption(ioi, model, seed=1)
 end = ioi.word_positions["end"]  # every metric here reads the last token only, and says so
 io_score = PositionMetric(partial(ioi.name_score, who="IO"), end)
