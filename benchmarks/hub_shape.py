@@ -3,8 +3,8 @@
 The hub code path (``MODEL = "gpt2"`` on Colab) on a locally built, randomly initialised
 GPT-2 of GPT-2 small's shape (12 layers, d_model 768, 12 heads, 50,257-token vocabulary)
 with GPT-2's real tokenizer: what a Colab user's CPU-runtime pays, measured here. Every
-cell runs (``keep_going``); on random weights only the notebooks' claims may fail, and the
-table counts anything else as an error. Notebook 09 compares against two more random
+cell runs (``keep_going``); a claim with no measured expectation for the model prints "no
+expectation", so the table counts claims that still failed, and any other error. Notebook 09 compares against two more random
 GPT-2 small seeds and a random GPT-2 medium (24 layers, d_model 1024), as on the hub.
 
 Usage::
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def readme_table(results: dict) -> str:
     rows = [("| notebook | seconds | slowest cell | kernel peak memory | load average at the "
-             "start | claims failed (random weights) | other errors | commit |"),
+             "start | claims failed | other errors | commit |"),
             "|---|---|---|---|---|---|---|---|"]
     for name, row in sorted((k, v) for k, v in results.items() if not k.startswith("_")):
         seconds = f"{row['seconds']:.0f}" if "seconds" in row else "-"

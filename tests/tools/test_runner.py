@@ -100,14 +100,14 @@ def test_empty_selection_and_offline_hub_model_fail_before_running(tmp_path, mon
 def test_notebooks_run_on_a_gpt2_architecture_model(gpt2_model_dir, gpt2_others, tmp_path,
                                                     notebook, reached):
     """The hub code path (``MODEL = "gpt2"`` on Colab), on a locally built random GPT-2
-    with GPT-2's real tokenizer: every cell's code runs to the end; only the notebook's
-    claims (assertions) may fail on a random model."""
+    with GPT-2's real tokenizer: every cell's code runs to the end, and no claim stops
+    "Run all" (a model without measured expectations gets "no expectation", printed)."""
     params = {"MODEL": str(gpt2_model_dir)}
     if notebook.startswith("09"):
         params.update(gpt2_others)
     result = runner.run_notebook(runner.NOTEBOOK_DIR / notebook, tmp_path, params,
                                  timeout=300, keep_going=True)
-    assert all(e.startswith("AssertionError") for e in result.errors), result.errors
+    assert not result.errors, result.errors
     nb = nbformat.read(tmp_path / notebook, as_version=4)
     printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
                       for o in c.get("outputs", []))
