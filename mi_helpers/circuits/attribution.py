@@ -39,6 +39,7 @@ from jaxtyping import Int
 from torch import Tensor
 
 from ..core.checks import as_tokens, check_positive
+from ..core.metrics import metric_positions
 from ..core.results import SweepResult
 from .edge_memory import DEFAULT_MEMORY_BUDGET, copies_per_pass
 from .edge_model import CHANNELS, EdgeModel, Stage
@@ -84,10 +85,11 @@ def edge_attribution(model, clean: Sequence[str] | Int[Tensor, "batch pos"],
                                "edge attribution")
     em, _ = build_edge_model(model, tokens, corrupted)
     alphas = torch.arange(ig_steps, dtype=em.clean.embed.dtype) / ig_steps
-    if variant == "inputs" or ig_steps == 1:  # with one step both paths are the corrupted run
-        scores = _input_path_scores(em, metric, alphas, per_pass)
-    else:
-        scores = _activation_path_scores(em, metric, alphas, per_pass)
+    with em.reading_positions(metric_positions(metric, tokens)):  # unembed only where read
+        if variant == "inputs" or ig_steps == 1:  # with one step both paths are the corrupted run
+            scores = _input_path_scores(em, metric, alphas, per_pass)
+        else:
+            scores = _activation_path_scores(em, metric, alphas, per_pass)
     name = "EAP" if ig_steps == 1 else f"EAP-IG ({variant}, {ig_steps} steps)"
     return _result(em, metric, scores, ("edge",), {"edge": em.graph.edges}, name)
 
@@ -115,7 +117,7 @@ def node_attribution(model, clean: Sequence[str] | Int[Tensor, "batch pos"],
         return out + probes[stage]
 
     embed_probe = torch.zeros_like(em.corrupted.embed, requires_grad=True)
-    with torch.enable_grad():
+    with torch.enable_grad(), em.reading_positions(metric_positions(metric, tokens)):
         logits = em.forward(em.corrupted.embed + embed_probe, send=send)
         grads = _grad(_checked_metric(metric, logits), [embed_probe, *probes.values()])
     grad = torch.cat([grads[0][:, :, None]] + [g if g.ndim == 4 else g[:, :, None]

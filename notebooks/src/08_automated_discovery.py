@@ -594,7 +594,8 @@ induction_models = (["zoo-2l", "zoo-2l-seed1", "zoo-2l-seed2"] if MODEL.startswi
 induction, pairs = {}, {}
 for name in induction_models:
     seed_model = model if name == MODEL else load_model(name)
-    pair = induction_pair(seed_model, rep_len=8, n_seqs=32, seed=0)
+    # 32 sequences; 8 on a hub model's graph (a gradient pass of 32 would need about 4 GB)
+    pair = induction_pair(seed_model, rep_len=8, n_seqs=32 if FULL_ORACLE else 8, seed=0)
     sweeps = {}
     if FULL_ORACLE:
         sweeps["exact (noise)"] = edge_patching(seed_model, *pair)

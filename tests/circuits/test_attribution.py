@@ -162,3 +162,26 @@ def test_bad_input(random_gpt2, edge_tools):
         edge_attribution(random_gpt2, clean, corrupted[:, 1:], metric)
     with pytest.raises(MemoryError, match=r"edge attribution needs about .* GiB"):
         edge_attribution(random_gpt2, clean, corrupted, metric, memory_budget=10_000)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"ig_steps": 3}, {"ig_steps": 3, "variant": "activations"}])
+def test_a_position_metric_gives_the_same_scores_unembedding_one_position(model, edge_tools,
+                                                                           kwargs, monkeypatch):
+    """Declaring the one position per prompt a metric reads changes no edge or node score;
+    the gradient passes then unembed only there."""
+    from mi_helpers.core.metrics import PositionMetric, PositionReader
+
+    clean, corrupted, metric = edge_tools.make_pair(model)
+    declared = PositionMetric(metric, torch.full((len(clean),), clean.shape[1] - 1))
+    plain = edge_attribution(model, clean, corrupted, metric, **kwargs)
+    reads, real = [], PositionReader.read_logits
+    monkeypatch.setattr(PositionReader, "read_logits",
+                        lambda self, x, unembed: reads.append(self.read_positions is not None)
+                        or real(self, x, unembed))
+    fast = edge_attribution(model, clean, corrupted, declared, **kwargs)
+    assert sum(reads) >= 1 and reads[-1], "the gradient passes should read one position"
+    assert torch.allclose(fast.values, plain.values, atol=1e-5)
+    assert (fast.clean, fast.corrupted) == (plain.clean, plain.corrupted)
+    if not kwargs:
+        assert torch.allclose(node_attribution(model, clean, corrupted, declared).values,
+                              node_attribution(model, clean, corrupted, metric).values, atol=1e-5)
