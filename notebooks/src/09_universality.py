@@ -142,6 +142,7 @@ assert not prev["random"] and not induction["random"], "a random model has neith
 # any neuron of the same layer in the other model.
 
 # %%
+del models[OTHER_SIZE]  # only section 1 compares sizes (gpt2-medium holds 4 GB once loaded)
 tokens = token_chunks(reference, corpus_sentences(1200, seed=11), 64)
 same_shape = [*OTHERS, "random"]
 neuron_hooks = [hook_name("mlp_post", layer) for layer in range(reference.cfg.n_layers)]
