@@ -137,13 +137,15 @@ assert not prev["random"] and not induction["random"], "a random model has neith
 
 # %% [markdown]
 # ## 2. Do neurons match across seeds?
-# All models read the same 15k tokens of held-out zoo text (BOS positions left out).
-# For each MLP neuron of the reference model we take its best Pearson correlation with
-# any neuron of the same layer in the other model.
+# All models read the same 15k tokens of held-out zoo text (BOS positions left out; half
+# as many sentences on a hub model, where 12 layers of 3,072 neurons take 2 GB per model
+# at 15k tokens). For each MLP neuron of the reference model we take its best Pearson
+# correlation with any neuron of the same layer in the other model.
 
 # %%
 del models[OTHER_SIZE]  # only section 1 compares sizes (gpt2-medium holds 4 GB once loaded)
-tokens = token_chunks(reference, corpus_sentences(1200, seed=11), 64)
+n_sentences = 1200 if reference.cfg.d_mlp <= 1024 else 600
+tokens = token_chunks(reference, corpus_sentences(n_sentences, seed=11), 64)
 same_shape = [*OTHERS, "random"]
 neuron_hooks = [hook_name("mlp_post", layer) for layer in range(reference.cfg.n_layers)]
 reference_neurons = collect_activations(reference, tokens, neuron_hooks, drop_bos=True)  # 1 pass
