@@ -32,10 +32,10 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from ..core.activations import run_cached
 from ..core.checks import check_circuit, check_positive, check_tokens, check_type
 from ..core.graph import Circuit
 from ..core.heads import Head, all_heads, check_heads
-from ..core.activations import run_cached
 from ..core.hooks import hook_name
 from ..core.metrics import PositionReader, metric_positions
 from ..core.residual import unembed
