@@ -25,7 +25,8 @@ from .edge_circuits import (MIB_BUDGETS, FaithfulnessCurve, cpr_cmd, edge_effect
                             top_edges)
 from .edge_model import EdgeModel
 from .edge_patching import circuit_metrics, edge_differences, edge_patching
-from .evaluation import CircuitEvaluator, completeness, faithfulness, minimality
+from .evaluation import (CircuitEvaluator, completeness, faithfulness, minimality,
+                         random_head_sets)
 from .head_scores import attention_patterns, head_scores, offset_score
 from .ioi import IOIDataset, abc_corruption, evaluate_ioi, ioi_dataset
 from .path_patching import path_patching
@@ -37,7 +38,7 @@ __all__ = [
     "ablation_patching", "head_ablation_hooks", "head_means",
     "causal_tracing", "embedding_noise_hook",
     "path_patching",
-    "CircuitEvaluator", "faithfulness", "completeness", "minimality",
+    "CircuitEvaluator", "faithfulness", "completeness", "minimality", "random_head_sets",
     "composition_scores", "composition_baseline",
     "head_scores", "attention_patterns", "offset_score",
     "IOIDataset", "ioi_dataset", "abc_corruption", "evaluate_ioi",

@@ -23,8 +23,10 @@ With ``F(S)`` the metric (e.g. mean logit difference) when only the heads in ``S
 
 from __future__ import annotations
 
+import itertools
+import math
 import random
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -42,7 +44,10 @@ from ..core.residual import unembed
 from .patching import Metric, metric_value
 
 __all__ = ["CircuitEvaluator", "Faithfulness", "faithfulness", "CompletenessPoint",
-           "completeness", "minimality"]
+           "completeness", "minimality", "random_head_sets"]
+
+#: Up to this many possible sets, :func:`random_head_sets` lists them all and samples.
+MAX_LISTED_SETS = 100_000
 
 Heads = Collection[tuple[int, int]] | Circuit
 
@@ -231,3 +236,31 @@ def minimality(evaluator: CircuitEvaluator, circuit: Heads, n_random: int = 5,
         out[v] = max(abs(evaluator.without(circuit, k + [v]) - evaluator.without(circuit, k))
                      for k in subsets)
     return out
+
+
+def random_head_sets(heads: Sequence[Head], size: int, n: int, seed: int = 0
+                     ) -> list[tuple[Head, ...]]:
+    """``n`` distinct sets of ``size`` heads drawn at random (seeded; fewer when fewer
+    exist): a baseline for a circuit of ``size`` heads.
+
+    Up to :data:`MAX_LISTED_SETS` possible sets they are listed and sampled; beyond, each
+    set is drawn directly (gpt2's 144 heads have about 10**13 sets of 8, which no list
+    holds). Each set keeps the order of ``heads``.
+
+    Raises:
+        ValueError: ``size`` not in ``1..len(heads)``, or ``n`` below 1.
+    """
+    heads = list(heads)
+    check_positive("n", n, integer=True)
+    if not isinstance(size, int) or not 1 <= size <= len(heads):
+        raise ValueError(f"size must be an integer from 1 to {len(heads)} (the heads given), "
+                         f"got {size!r}")
+    rng = random.Random(seed)
+    total = math.comb(len(heads), size)
+    if total <= MAX_LISTED_SETS:
+        return rng.sample(list(itertools.combinations(heads, size)), min(total, n))
+    order = {head: i for i, head in enumerate(heads)}
+    drawn: dict[tuple[Head, ...], None] = {}
+    while len(drawn) < n:
+        drawn[tuple(sorted(rng.sample(heads, size), key=order.__getitem__))] = None
+    return list(drawn)

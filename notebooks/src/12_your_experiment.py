@@ -79,16 +79,13 @@ if "google.colab" in sys.modules:
         sys.path.insert(0, str(HERE))
 
 # %%
-import itertools
-import random
-
 import matplotlib.pyplot as plt
 import torch
 
 from mi_helpers import load_model
 from mi_helpers.circuits import (CircuitEvaluator, activation_patching, attention_patterns,
                                  completeness, faithfulness, head_means, head_scores,
-                                 minimality, path_patching)
+                                 minimality, path_patching, random_head_sets)
 from mi_helpers.core import CircuitGraph, all_heads, heads_above, top_heads
 from mi_helpers.datasets import minimal_pairs, single_token_ids, single_token_words
 from mi_helpers.universality import random_like
@@ -296,8 +293,7 @@ found_circuit = heads_above(heads.score, CIRCUIT_THRESHOLD)
 circuit = found_circuit or [top_head]  # analyse at least the strongest head
 evaluator = CircuitEvaluator(model, clean_tokens, metric, head_means(model, corrupted_tokens))
 faith = faithfulness(evaluator, circuit).normalised
-same_size = list(itertools.combinations(all_heads(model), len(circuit)))
-same_size = random.Random(SEED).sample(same_size, min(len(same_size), 60))
+same_size = random_head_sets(all_heads(model), len(circuit), 60, seed=SEED)
 baseline = torch.tensor([faithfulness(evaluator, c).normalised for c in same_size])
 beaten = (baseline < faith).float().mean().item()
 points = completeness(evaluator, circuit, n_random=10, greedy_steps=2, seed=SEED)

@@ -157,3 +157,23 @@ def test_a_circuit_runs_with_every_other_head_mean_ablated(tiny_model):
     assert abs(expected - plain) > 1e-4 and abs(expected - ev.empty) > 1e-4  # small model
     assert ev.without([(0, 1), (1, 2), (1, 3), (0, 0)], [(0, 0)]) == pytest.approx(expected,
                                                                                 abs=1e-6)
+
+
+def test_random_head_sets_sample_the_listed_sets_or_draw_them_directly():
+    from mi_helpers.circuits.evaluation import random_head_sets
+
+    heads = [Head(layer, head) for layer in range(2) for head in range(8)]
+    listed = random_head_sets(heads, 3, 60, seed=4)
+    assert listed == random.Random(4).sample(list(itertools.combinations(heads, 3)), 60)
+    assert random_head_sets(heads[:4], 3, 60) and len(random_head_sets(heads[:4], 3, 60)) == 4
+    many = [Head(layer, head) for layer in range(12) for head in range(12)]  # gpt2's 144
+    assert math.comb(144, 8) > 10**12
+    drawn = random_head_sets(many, 8, 60, seed=0)
+    assert len(drawn) == len(set(drawn)) == 60
+    assert all(len(set(s)) == 8 and list(s) == sorted(s) for s in drawn)
+    assert drawn == random_head_sets(many, 8, 60, seed=0) != random_head_sets(many, 8, 60, seed=1)
+    assert {h.layer for s in drawn for h in s} == set(range(12))  # spread over the model
+    with pytest.raises(ValueError, match="size"):
+        random_head_sets(heads, 17, 5)
+    with pytest.raises(ValueError):
+        random_head_sets(heads, 2, 0)
