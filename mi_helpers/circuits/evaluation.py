@@ -39,7 +39,7 @@ from ..core.checks import check_circuit, check_positive, check_tokens, check_typ
 from ..core.graph import Circuit
 from ..core.heads import Head, all_heads, check_heads
 from ..core.hooks import hook_name
-from ..core.metrics import PositionReader, metric_positions
+from ..core.metrics import logits_at_positions, metric_positions
 from ..core.residual import unembed
 from .patching import Metric, metric_value
 
@@ -86,8 +86,8 @@ class CircuitEvaluator:
         self.positions = {h: torch.as_tensor(p).reshape(len(tokens), -1)
                           for h, p in zip(heads, (positions or {}).values())}
         self.all_heads = all_heads(model)
-        self._reader = PositionReader()
-        self._reader.read_positions = metric_positions(metric, tokens)
+        #: ``[batch]`` positions the metric reads (a PositionMetric), or None.
+        self.read_positions = metric_positions(metric, tokens)
         self.full = self.score(self.all_heads)
         self.empty = self.score([])
 
@@ -119,13 +119,14 @@ class CircuitEvaluator:
         kept = set(_heads(self.model, kept))
         hooks = [(name, partial(_keep_or_mean, keep=mask, mean=self.means[name]))
                  for name, mask in self.keep_masks(kept).items() if not mask.all()]
-        if self._reader.read_positions is None:
+        if self.read_positions is None:
             with torch.no_grad():
                 return self.model.run_with_hooks(self.tokens, fwd_hooks=hooks)
         final = hook_name("resid_post", self.model.cfg.n_layers - 1)
         _, cache = run_cached(self.model, self.tokens, [final], hooks, stop_early=True)
         with torch.no_grad():
-            return self._reader.read_logits(cache[final], partial(unembed, self.model))
+            return logits_at_positions(cache[final], self.read_positions,
+                                       partial(unembed, self.model))
 
     def score(self, kept: Heads) -> float:
         """``F(kept)``: the metric with only the heads in ``kept`` running."""

@@ -17,7 +17,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 __all__ = ["per_token_loss", "logit_difference", "kl_divergence", "kl_from_log_probs",
-           "PositionMetric", "metric_positions", "PositionReader"]
+           "PositionMetric", "metric_positions", "logits_at_positions", "PositionReader"]
 
 
 def per_token_loss(logits: Float[Tensor, "batch pos d_vocab"], tokens: Int[Tensor, "batch pos"]
@@ -115,15 +115,25 @@ class PositionReader:
                     unembed: Callable[[Tensor], Tensor]) -> Float[Tensor, "rows pos d_vocab"]:
         """``unembed(x)`` (final norm and unembedding), at the read positions only when
         some are set; ``rows`` are copies of the batch, each prompt read at its position."""
-        positions = self.read_positions
-        if positions is None:
+        if self.read_positions is None:
             return unembed(x)
-        if len(x) % len(positions):
-            raise ValueError(f"{len(x)} rows are not copies of a batch of {len(positions)} "
-                             f"prompts (one read position each)")
-        rows = torch.arange(len(x), device=x.device)
-        where = positions.to(x.device).repeat(len(x) // len(positions))
-        picked = unembed(x[rows, where])
-        out = picked.new_full((*x.shape[:2], picked.shape[-1]), float("nan"))
-        out[rows, where] = picked
-        return out
+        return logits_at_positions(x, self.read_positions, unembed)
+
+
+def logits_at_positions(x: Float[Tensor, "rows pos d_model"], positions: Int[Tensor, "batch"],
+                        unembed: Callable[[Tensor], Tensor]) -> Float[Tensor, "rows pos d_vocab"]:
+    """``unembed`` applied only at one position per prompt, NaN elsewhere; ``rows`` are
+    copies of the batch of ``positions``.
+
+    Raises:
+        ValueError: ``rows`` is not a whole number of copies of the batch.
+    """
+    if len(x) % len(positions):
+        raise ValueError(f"{len(x)} rows are not copies of a batch of {len(positions)} "
+                         f"prompts (one read position each)")
+    rows = torch.arange(len(x), device=x.device)
+    where = positions.to(x.device).repeat(len(x) // len(positions))
+    picked = unembed(x[rows, where])
+    out = picked.new_full((*x.shape[:2], picked.shape[-1]), float("nan"))
+    out[rows, where] = picked
+    return out

@@ -117,3 +117,19 @@ def test_all_heads_and_check_heads_count_back():
         check_heads(model, [(0, -3)])
     with pytest.raises(ValueError, match="single pair"):
         check_heads(model, (0, 1))
+
+
+def test_logits_at_positions_unembeds_one_position_per_prompt_of_every_copy():
+    from mi_helpers.core.metrics import logits_at_positions
+
+    x = torch.randn(6, 5, 4)  # two copies of a batch of 3
+    unembed = torch.nn.Linear(4, 7)
+    positions = torch.tensor([4, 0, 2])
+    with torch.no_grad():
+        out = logits_at_positions(x, positions, unembed)
+        full = unembed(x)
+    rows, where = torch.arange(6), positions.repeat(2)
+    assert torch.allclose(out[rows, where], full[rows, where])
+    assert out.isnan().sum() == out.numel() - 6 * 7
+    with pytest.raises(ValueError, match="not copies of a batch of 4"):
+        logits_at_positions(x, torch.tensor([0, 1, 2, 3]), unembed)
